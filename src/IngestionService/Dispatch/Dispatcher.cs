@@ -1,0 +1,165 @@
+using IngestionService.Ingest;
+using IngestionService.Storage;
+using IngestionService.Upstream;
+using Microsoft.Extensions.Options;
+
+namespace IngestionService.Dispatch;
+
+/// <summary>
+/// The one loop that talks to the upstream. Each iteration admits one window: it waits until the rate
+/// limiter allows the next start (at least <see cref="IngestionOptions.Window"/> after the previous
+/// start, and never before the previous window's fetches are done, because the loop is sequential),
+/// claims up to <see cref="IngestionOptions.BatchSize"/> next ids from the store in the global order,
+/// fetches them concurrently and stores the results. When nothing waits it parks until an ingestion
+/// is committed, so an idle service starts the first window the moment work arrives.
+/// </summary>
+public sealed partial class Dispatcher(
+    IIngestionStore store,
+    IUpstreamClient upstream,
+    DispatchSignal signal,
+    TimeProvider clock,
+    IOptions<IngestionOptions> options,
+    ILogger<Dispatcher> logger) : BackgroundService
+{
+    private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
+
+    private readonly int _batchSize = options.Value.BatchSize;
+    private readonly TimeSpan _window = options.Value.Window;
+    private DateTimeOffset _notBefore = DateTimeOffset.MinValue;
+    private bool _limiterLoaded;
+    private volatile Task? _parkedOn;
+
+    /// <summary>
+    /// What the loop is waiting on right now (a timer, the fetches, or the wake-up signal), or null while
+    /// it works. Tests on a fake clock wait until this is an unfinished task before advancing time.
+    /// </summary>
+    internal Task? ParkedOn => _parkedOn;
+
+    /// <summary>The earliest moment the next window may start.</summary>
+    public DateTimeOffset NextWindowNotBefore => _notBefore;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await DispatchOnceAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception exception)
+            {
+                // Storage trouble (disk full, file locked by hand): keep the service up and try again.
+                LogDispatchFailed(logger, exception, FailureBackoff);
+                await ParkAsync(Task.Delay(FailureBackoff, clock, stoppingToken));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Admits and runs at most one window. Returns the window it ran, or null if it found nothing to do
+    /// and waited for the next wake-up.
+    /// </summary>
+    internal async Task<ClaimedWindow?> DispatchOnceAsync(CancellationToken cancellationToken)
+    {
+        if (!_limiterLoaded)
+        {
+            // The rate limit holds across restarts: the log's last start counts like one of ours.
+            var lastStart = await store.GetLastWindowStartAsync(cancellationToken);
+            _notBefore = lastStart is { } start ? start + _window : DateTimeOffset.MinValue;
+            _limiterLoaded = true;
+        }
+
+        var now = clock.GetUtcNow();
+        if (now < _notBefore)
+        {
+            await ParkAsync(Task.Delay(_notBefore - now, clock, cancellationToken));
+        }
+
+        // Stored in whole milliseconds, rounded up, so the logged start is never earlier than the real one.
+        var startedAt = CeilingToMillisecond(clock.GetUtcNow());
+        var window = await store.ClaimWindowAsync(startedAt, _batchSize, cancellationToken);
+        if (window is null)
+        {
+            await ParkAsync(signal.WaitAsync(cancellationToken));
+            return null;
+        }
+
+        // Measured again after the claim's commit, just before the first call leaves: the next window is
+        // spaced from whichever is later, so the upstream itself never sees two windows closer than Window.
+        var callsStartAt = clock.GetUtcNow();
+        _notBefore = (callsStartAt > window.StartedAt ? callsStartAt : window.StartedAt) + _window;
+        LogWindowStarted(logger, window.Seq, window.StartedAt, new WindowItemsText(window.Items));
+
+        string[] results;
+        try
+        {
+            var fetches = new Task<string>[window.Items.Count];
+            for (var i = 0; i < fetches.Length; i++)
+            {
+                fetches[i] = upstream.FetchAsync(window.Items[i].Id, cancellationToken);
+            }
+
+            var all = Task.WhenAll(fetches);
+            await ParkAsync(all);
+            results = await all;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopping mid-window: leave it running in the log; the next start hands its ids back to the queue.
+            throw;
+        }
+        catch (Exception exception)
+        {
+            LogWindowFailed(logger, exception, window.Seq);
+            await store.AbandonWindowAsync(window, CancellationToken.None);
+            return window;
+        }
+
+        var finishedAt = CeilingToMillisecond(clock.GetUtcNow());
+        await store.CompleteWindowAsync(window, results, finishedAt, CancellationToken.None);
+        LogWindowCompleted(logger, window.Seq, window.StartedAt, finishedAt, new WindowItemsText(window.Items));
+        return window;
+    }
+
+    private async Task ParkAsync(Task task)
+    {
+        _parkedOn = task;
+        try
+        {
+            await task;
+        }
+        finally
+        {
+            _parkedOn = null;
+        }
+    }
+
+    private static DateTimeOffset CeilingToMillisecond(DateTimeOffset time)
+    {
+        var remainder = time.UtcTicks % TimeSpan.TicksPerMillisecond;
+        return remainder == 0 ? time : time.AddTicks(TimeSpan.TicksPerMillisecond - remainder);
+    }
+
+    /// <summary>A window's ids for the log line, formatted only if the line is written.</summary>
+    private readonly record struct WindowItemsText(IReadOnlyList<WindowItem> Items)
+    {
+        public override string ToString() =>
+            string.Join(", ", Items.Select(item => $"{item.Id} ({item.Priority.ToWire()} {item.IngestionId}#{item.Position})"));
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Window {WindowSeq} started at {StartedAt:O}: {Items}")]
+    private static partial void LogWindowStarted(ILogger logger, long windowSeq, DateTimeOffset startedAt, WindowItemsText items);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Window {WindowSeq} started {StartedAt:O} finished {FinishedAt:O}: {Items}")]
+    private static partial void LogWindowCompleted(ILogger logger, long windowSeq, DateTimeOffset startedAt, DateTimeOffset finishedAt, WindowItemsText items);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Window {WindowSeq} failed; its ids are back in the queue")]
+    private static partial void LogWindowFailed(ILogger logger, Exception exception, long windowSeq);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Dispatching failed; trying again in {Backoff}")]
+    private static partial void LogDispatchFailed(ILogger logger, Exception exception, TimeSpan backoff);
+}

@@ -1,0 +1,47 @@
+using IngestionService.Ingest;
+using IngestionService.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace IngestionService.Dispatch;
+
+/// <summary>The window log: which ids each window took, when it started and finished.</summary>
+public static class WindowLogApi
+{
+    public const int MaxLimit = 1000;
+
+    public static IEndpointRouteBuilder MapWindowLogApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/windows", GetWindowsAsync)
+            .WithName("GetWindows")
+            .WithSummary("The newest windows, newest first: their ids, ingestions, start and finish.");
+        return app;
+    }
+
+    public static async Task<Results<Ok<WindowLog>, ValidationProblem>> GetWindowsAsync(
+        IIngestionStore store,
+        CancellationToken cancellationToken,
+        int limit = 30)
+    {
+        if (limit is < 1 or > MaxLimit)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+            {
+                ["limit"] = [$"'limit' must be between 1 and {MaxLimit} (got {limit})."],
+            });
+        }
+
+        var windows = await store.GetRecentWindowsAsync(limit, cancellationToken);
+        return TypedResults.Ok(new WindowLog([.. windows.Select(window => new WindowView(
+            window.Seq,
+            window.StartedAt.UtcDateTime,
+            window.FinishedAt?.UtcDateTime,
+            window.State.ToString().ToLowerInvariant(),
+            [.. window.Items.Select(item => new WindowItemView(item.IngestionId, item.Priority, item.FirstPosition, item.Ids))]))]));
+    }
+}
+
+public sealed record WindowLog(IReadOnlyList<WindowView> Windows);
+
+public sealed record WindowView(long Seq, DateTime StartedAt, DateTime? FinishedAt, string State, IReadOnlyList<WindowItemView> Items);
+
+public sealed record WindowItemView(Guid IngestionId, Priority Priority, int FirstPosition, int[] Ids);

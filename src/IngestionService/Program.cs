@@ -1,0 +1,24 @@
+using IngestionService.Dispatch;
+using IngestionService.Hosting;
+using IngestionService.Ingest;
+using IngestionService.Upstream;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.UseDefaultUrls();               // http://localhost:8000 unless --urls, ASPNETCORE_URLS or PORT say otherwise
+builder.Services.AddProblemDetails();   // every error answer is application/problem+json
+builder.Services.AddIngestionApi();     // request limits, JSON shapes, the submit path
+builder.Services.AddStorage();          // the durable source of truth (SQLite by default)
+builder.Services.AddUpstream();         // the external API the ids are fetched from
+builder.Services.AddDispatcher();       // the one loop that admits windows under the rate limit
+
+var app = builder.Build();
+app.UseExceptionHandler();              // unexpected failures become problem+json, never a stack trace
+app.UseStatusCodePages();               // so do unknown routes and methods
+app.MapIngestionApi();
+app.MapWindowLogApi();
+
+await app.InitializeStorageAsync();     // schema and crash recovery before the first request
+await app.RunAsync();
+
+/// <summary>The entry point, visible to the tests' WebApplicationFactory.</summary>
+public partial class Program;

@@ -1,0 +1,77 @@
+using IngestionService.Ingest;
+
+namespace IngestionService.Storage;
+
+/// <summary>
+/// The durable record of every ingestion and every window, and the only source of truth for the order
+/// of pending ids. Each operation is one transaction; the operations are shaped around what the
+/// dispatcher and the endpoints do, not around tables.
+/// </summary>
+public interface IIngestionStore
+{
+    /// <summary>Creates or upgrades the schema and hands the ids of windows a dead process left running back to the queue.</summary>
+    Task InitializeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Stores a new ingestion. When this returns, the ingestion is committed and survives a crash.</summary>
+    Task EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken);
+
+    /// <summary>The start of the newest window ever logged, so the rate limit holds across restarts.</summary>
+    Task<DateTimeOffset?> GetLastWindowStartAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Takes up to <paramref name="maxIds"/> next ids in the global order (priority, created time,
+    /// arrival sequence, position) into a new running window started at <paramref name="startedAt"/>.
+    /// Ids handed back by an abandoned window keep their original place in that order.
+    /// Returns null when nothing waits.
+    /// </summary>
+    Task<ClaimedWindow?> ClaimWindowAsync(DateTimeOffset startedAt, int maxIds, CancellationToken cancellationToken);
+
+    /// <summary>Stores the results of a running window and marks it and its ids completed.</summary>
+    Task CompleteWindowAsync(ClaimedWindow window, IReadOnlyList<string> results, DateTimeOffset finishedAt, CancellationToken cancellationToken);
+
+    /// <summary>Marks a running window abandoned and puts its ids back in the queue at their original place.</summary>
+    Task AbandonWindowAsync(ClaimedWindow window, CancellationToken cancellationToken);
+
+    /// <summary>Everything needed to report an ingestion's status, read in one consistent snapshot; null if unknown.</summary>
+    Task<IngestionSnapshot?> GetIngestionAsync(Guid ingestionId, CancellationToken cancellationToken);
+
+    /// <summary>The newest windows, newest first.</summary>
+    Task<IReadOnlyList<WindowRecord>> GetRecentWindowsAsync(int limit, CancellationToken cancellationToken);
+}
+
+/// <summary>An accepted request, as it is stored.</summary>
+public sealed record NewIngestion(Guid Id, Priority Priority, DateTimeOffset CreatedAt, int BatchSize, int[] Ids);
+
+/// <summary>One id taken into a window.</summary>
+public readonly record struct WindowItem(long IngestionSeq, Guid IngestionId, Priority Priority, int Position, int Id);
+
+/// <summary>A window the dispatcher owns until it completes or abandons it.</summary>
+public sealed record ClaimedWindow(long Seq, DateTimeOffset StartedAt, IReadOnlyList<WindowItem> Items);
+
+public enum WindowState
+{
+    Running = 0,
+    Completed = 1,
+    Abandoned = 2,
+}
+
+/// <summary>A run of consecutive positions of one ingestion that one window took.</summary>
+public readonly record struct WindowSpan(int FirstPosition, int Count, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, WindowState State);
+
+/// <summary>An ingestion and its progress, as the status endpoint needs it.</summary>
+public sealed record IngestionSnapshot(
+    Guid Id,
+    Priority Priority,
+    DateTimeOffset CreatedAt,
+    int BatchSize,
+    int[] Ids,
+    int Started,
+    int Completed,
+    IReadOnlyList<WindowSpan> Spans,
+    IReadOnlyList<int> Requeued);
+
+/// <summary>One entry of the window log.</summary>
+public sealed record WindowRecord(long Seq, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, WindowState State, IReadOnlyList<WindowRecordItem> Items);
+
+/// <summary>The ids one window took from one ingestion.</summary>
+public sealed record WindowRecordItem(Guid IngestionId, Priority Priority, int FirstPosition, int[] Ids);

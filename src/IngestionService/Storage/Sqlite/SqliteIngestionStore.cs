@@ -1,0 +1,632 @@
+using System.Threading.Channels;
+using IngestionService.Ingest;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+
+namespace IngestionService.Storage.Sqlite;
+
+/// <summary>
+/// The embedded store: one SQLite file in WAL mode. All writes go through one connection under one
+/// lock (SQLite has one writer anyway, and this way no write ever waits on SQLITE_BUSY); reads use
+/// pooled connections and see a consistent snapshot without blocking the writer.
+/// New ingestions are group-committed: requests that arrive while a commit is running share the next
+/// one, and each is acknowledged only after the commit that holds it.
+/// </summary>
+public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDisposable
+{
+    private const int MaxIngestionsPerCommit = 256;
+
+    private readonly string _connectionString;
+    private readonly ILogger<SqliteIngestionStore> _logger;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly Channel<PendingEnqueue> _enqueues = Channel.CreateUnbounded<PendingEnqueue>(new UnboundedChannelOptions { SingleReader = true });
+    private SqliteConnection? _writer;
+    private Task? _groupCommit;
+
+    public SqliteIngestionStore(IOptions<StorageOptions> options, ILogger<SqliteIngestionStore> logger)
+    {
+        var builder = new SqliteConnectionStringBuilder(options.Value.ConnectionString)
+        {
+            Pooling = true,
+        };
+        _connectionString = builder.ConnectionString;
+        _logger = logger;
+
+        // A fresh data directory is a normal way to start; a missing folder should not be an error.
+        if (builder.Mode != SqliteOpenMode.Memory && !string.IsNullOrEmpty(builder.DataSource) && builder.DataSource != ":memory:")
+        {
+            var directory = Path.GetDirectoryName(Path.GetFullPath(builder.DataSource));
+            if (!string.IsNullOrEmpty(directory))
+            {
+                Directory.CreateDirectory(directory);
+            }
+        }
+    }
+
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        _writer = new SqliteConnection(_connectionString);
+        await _writer.OpenAsync(cancellationToken);
+        await ExecuteAsync(_writer, null, """
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = FULL;
+            """, cancellationToken);
+        await SqliteSchema.ApplyAsync(_writer, cancellationToken);
+
+        // This store serves one process, so a window still marked running was left by a process that
+        // died mid-fetch: its ids go back to the queue and are fetched again (at-least-once).
+        foreach (var window in await ReadRunningWindowsAsync(cancellationToken))
+        {
+            await AbandonWindowAsync(window, cancellationToken);
+            LogRecoveredWindow(_logger, window.Seq, window.Items.Count);
+        }
+
+        _groupCommit = Task.Run(GroupCommitLoopAsync, CancellationToken.None);
+    }
+
+    public async Task EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken)
+    {
+        var pending = new PendingEnqueue(ingestion);
+        if (!_enqueues.Writer.TryWrite(pending))
+        {
+            throw new InvalidOperationException("The store is shutting down and takes no new ingestions.");
+        }
+
+        // Not cancelled with the request: once handed to the commit loop the ingestion may be committed,
+        // and the caller must learn the outcome rather than guess.
+        await pending.Completion.Task;
+    }
+
+    private async Task GroupCommitLoopAsync()
+    {
+        var reader = _enqueues.Reader;
+        var batch = new List<PendingEnqueue>(MaxIngestionsPerCommit);
+        while (await reader.WaitToReadAsync())
+        {
+            while (batch.Count < MaxIngestionsPerCommit && reader.TryRead(out var pending))
+            {
+                batch.Add(pending);
+            }
+
+            try
+            {
+                await CommitIngestionsAsync(batch);
+                foreach (var pending in batch)
+                {
+                    pending.Completion.TrySetResult();
+                }
+            }
+            catch (Exception exception)
+            {
+                foreach (var pending in batch)
+                {
+                    pending.Completion.TrySetException(exception);
+                }
+            }
+
+            batch.Clear();
+        }
+    }
+
+    private async Task CommitIngestionsAsync(List<PendingEnqueue> batch)
+    {
+        await _writeLock.WaitAsync();
+        try
+        {
+            var writer = Writer;
+            await using var transaction = writer.BeginTransaction(deferred: false);
+            await using var insert = writer.CreateCommand();
+            insert.Transaction = transaction;
+            insert.CommandText = """
+                INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids)
+                VALUES ($id, $priority, $created_at, $batch_size, $total, $ids)
+                """;
+            var id = insert.Parameters.Add("$id", SqliteType.Blob);
+            var priority = insert.Parameters.Add("$priority", SqliteType.Integer);
+            var createdAt = insert.Parameters.Add("$created_at", SqliteType.Integer);
+            var batchSize = insert.Parameters.Add("$batch_size", SqliteType.Integer);
+            var total = insert.Parameters.Add("$total", SqliteType.Integer);
+            var ids = insert.Parameters.Add("$ids", SqliteType.Blob);
+            foreach (var pending in batch)
+            {
+                var ingestion = pending.Ingestion;
+                id.Value = ingestion.Id.ToByteArray();
+                priority.Value = (int)ingestion.Priority;
+                createdAt.Value = ingestion.CreatedAt.ToUnixTimeMilliseconds();
+                batchSize.Value = ingestion.BatchSize;
+                total.Value = ingestion.Ids.Length;
+                ids.Value = IdBlob.Pack(ingestion.Ids);
+                await insert.ExecuteNonQueryAsync();
+            }
+
+            await transaction.CommitAsync();
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public async Task<DateTimeOffset?> GetLastWindowStartAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenReaderAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT started_at FROM windows ORDER BY seq DESC LIMIT 1";
+        var value = await command.ExecuteScalarAsync(cancellationToken);
+        return value is long milliseconds ? DateTimeOffset.FromUnixTimeMilliseconds(milliseconds) : null;
+    }
+
+    public async Task<ClaimedWindow?> ClaimWindowAsync(DateTimeOffset startedAt, int maxIds, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxIds, 1);
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            var writer = Writer;
+            await using var transaction = writer.BeginTransaction(deferred: false);
+            var candidates = new List<Candidate>(maxIds * 2);
+
+            // Ids handed back by an abandoned window: few, and ahead of their ingestion's unstarted ids.
+            await using (var requeued = writer.CreateCommand())
+            {
+                requeued.Transaction = transaction;
+                requeued.CommandText = """
+                    SELECT q.ingestion_seq, i.id, i.priority, i.created_at, q.position
+                    FROM requeued q JOIN ingestions i ON i.seq = q.ingestion_seq
+                    ORDER BY i.priority, i.created_at, q.ingestion_seq, q.position
+                    LIMIT $limit
+                    """;
+                requeued.Parameters.AddWithValue("$limit", maxIds);
+                await using var reader = await requeued.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    candidates.Add(new Candidate(reader.GetInt64(0), ReadGuid(reader, 1), (Priority)reader.GetInt32(2), reader.GetInt64(3), reader.GetInt32(4), Requeued: true));
+                }
+            }
+
+            // The next ingestions with unstarted ids, from the partial index; each gives at least one id.
+            await using (var pending = writer.CreateCommand())
+            {
+                pending.Transaction = transaction;
+                pending.CommandText = """
+                    SELECT seq, id, priority, created_at, started, total
+                    FROM ingestions
+                    WHERE started < total
+                    ORDER BY priority, created_at, seq
+                    LIMIT $limit
+                    """;
+                pending.Parameters.AddWithValue("$limit", maxIds);
+                await using var reader = await pending.ExecuteReaderAsync(cancellationToken);
+                var taken = 0;
+                while (taken < maxIds && await reader.ReadAsync(cancellationToken))
+                {
+                    var seq = reader.GetInt64(0);
+                    var ingestionId = ReadGuid(reader, 1);
+                    var priority = (Priority)reader.GetInt32(2);
+                    var createdAt = reader.GetInt64(3);
+                    var started = reader.GetInt32(4);
+                    var total = reader.GetInt32(5);
+                    for (var position = started; position < total && taken < maxIds; position++, taken++)
+                    {
+                        candidates.Add(new Candidate(seq, ingestionId, priority, createdAt, position, Requeued: false));
+                    }
+                }
+            }
+
+            if (candidates.Count == 0)
+            {
+                return null;
+            }
+
+            candidates.Sort(static (a, b) => a.OrderKey.CompareTo(b.OrderKey));
+            if (candidates.Count > maxIds)
+            {
+                candidates.RemoveRange(maxIds, candidates.Count - maxIds);
+            }
+
+            var items = new WindowItem[candidates.Count];
+            for (var i = 0; i < candidates.Count; i++)
+            {
+                var candidate = candidates[i];
+                items[i] = new WindowItem(candidate.IngestionSeq, candidate.IngestionId, candidate.Priority, candidate.Position, ReadId(writer, candidate.IngestionSeq, candidate.Position));
+            }
+
+            long windowSeq;
+            await using (var insertWindow = writer.CreateCommand())
+            {
+                insertWindow.Transaction = transaction;
+                insertWindow.CommandText = """
+                    INSERT INTO windows (started_at, state, id_count) VALUES ($started_at, 0, $id_count)
+                    RETURNING seq
+                    """;
+                insertWindow.Parameters.AddWithValue("$started_at", startedAt.ToUnixTimeMilliseconds());
+                insertWindow.Parameters.AddWithValue("$id_count", items.Length);
+                windowSeq = (long)(await insertWindow.ExecuteScalarAsync(cancellationToken))!;
+            }
+
+            await InsertWindowItemsAsync(writer, transaction, windowSeq, items, cancellationToken);
+
+            await using (var advance = writer.CreateCommand())
+            {
+                advance.Transaction = transaction;
+                advance.CommandText = "UPDATE ingestions SET started = started + $count WHERE seq = $seq";
+                var seq = advance.Parameters.Add("$seq", SqliteType.Integer);
+                var count = advance.Parameters.Add("$count", SqliteType.Integer);
+                foreach (var group in candidates.Where(c => !c.Requeued).GroupBy(c => c.IngestionSeq))
+                {
+                    seq.Value = group.Key;
+                    count.Value = group.Count();
+                    await advance.ExecuteNonQueryAsync(cancellationToken);
+                }
+            }
+
+            await using (var unqueue = writer.CreateCommand())
+            {
+                unqueue.Transaction = transaction;
+                unqueue.CommandText = "DELETE FROM requeued WHERE ingestion_seq = $seq AND position = $position";
+                var seq = unqueue.Parameters.Add("$seq", SqliteType.Integer);
+                var position = unqueue.Parameters.Add("$position", SqliteType.Integer);
+                foreach (var candidate in candidates.Where(c => c.Requeued))
+                {
+                    seq.Value = candidate.IngestionSeq;
+                    position.Value = candidate.Position;
+                    await unqueue.ExecuteNonQueryAsync(cancellationToken);
+                }
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+            return new ClaimedWindow(windowSeq, DateTimeOffset.FromUnixTimeMilliseconds(startedAt.ToUnixTimeMilliseconds()), items);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private static async Task InsertWindowItemsAsync(SqliteConnection writer, SqliteTransaction transaction, long windowSeq, WindowItem[] items, CancellationToken cancellationToken)
+    {
+        await using var insert = writer.CreateCommand();
+        insert.Transaction = transaction;
+        insert.CommandText = """
+            INSERT INTO window_items (window_seq, ingestion_seq, first_pos, count, ids)
+            VALUES ($window_seq, $ingestion_seq, $first_pos, $count, $ids)
+            """;
+        insert.Parameters.AddWithValue("$window_seq", windowSeq);
+        var ingestionSeq = insert.Parameters.Add("$ingestion_seq", SqliteType.Integer);
+        var firstPos = insert.Parameters.Add("$first_pos", SqliteType.Integer);
+        var count = insert.Parameters.Add("$count", SqliteType.Integer);
+        var ids = insert.Parameters.Add("$ids", SqliteType.Blob);
+        foreach (var run in Runs(items))
+        {
+            ingestionSeq.Value = run.IngestionSeq;
+            firstPos.Value = run.FirstPosition;
+            count.Value = run.Ids.Length;
+            ids.Value = IdBlob.Pack(run.Ids);
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>Groups a window's items into runs of consecutive positions of one ingestion.</summary>
+    internal static IEnumerable<(long IngestionSeq, int FirstPosition, int[] Ids)> Runs(IReadOnlyList<WindowItem> items)
+    {
+        var ordered = items.OrderBy(item => item.IngestionSeq).ThenBy(item => item.Position).ToList();
+        var start = 0;
+        for (var i = 1; i <= ordered.Count; i++)
+        {
+            if (i == ordered.Count || ordered[i].IngestionSeq != ordered[start].IngestionSeq || ordered[i].Position != ordered[i - 1].Position + 1)
+            {
+                yield return (ordered[start].IngestionSeq, ordered[start].Position, ordered.Skip(start).Take(i - start).Select(item => item.Id).ToArray());
+                start = i;
+            }
+        }
+    }
+
+    public async Task CompleteWindowAsync(ClaimedWindow window, IReadOnlyList<string> results, DateTimeOffset finishedAt, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNotEqual(results.Count, window.Items.Count);
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            var writer = Writer;
+            await using var transaction = writer.BeginTransaction(deferred: false);
+            var finished = finishedAt.ToUnixTimeMilliseconds();
+            await using (var close = writer.CreateCommand())
+            {
+                close.Transaction = transaction;
+                close.CommandText = "UPDATE windows SET state = 1, finished_at = $finished_at WHERE seq = $seq AND state = 0";
+                close.Parameters.AddWithValue("$finished_at", finished);
+                close.Parameters.AddWithValue("$seq", window.Seq);
+                if (await close.ExecuteNonQueryAsync(cancellationToken) != 1)
+                {
+                    // Counting its ids twice would corrupt progress: a window is completed once or not at all.
+                    throw new InvalidOperationException($"Window {window.Seq} is no longer running; its results are not stored.");
+                }
+            }
+
+            await using (var store = writer.CreateCommand())
+            {
+                store.Transaction = transaction;
+                store.CommandText = """
+                    INSERT OR REPLACE INTO results (ingestion_seq, position, id, body, fetched_at, window_seq)
+                    VALUES ($ingestion_seq, $position, $id, $body, $fetched_at, $window_seq)
+                    """;
+                var ingestionSeq = store.Parameters.Add("$ingestion_seq", SqliteType.Integer);
+                var position = store.Parameters.Add("$position", SqliteType.Integer);
+                var id = store.Parameters.Add("$id", SqliteType.Integer);
+                var body = store.Parameters.Add("$body", SqliteType.Text);
+                store.Parameters.AddWithValue("$fetched_at", finished);
+                store.Parameters.AddWithValue("$window_seq", window.Seq);
+                for (var i = 0; i < window.Items.Count; i++)
+                {
+                    var item = window.Items[i];
+                    ingestionSeq.Value = item.IngestionSeq;
+                    position.Value = item.Position;
+                    id.Value = item.Id;
+                    body.Value = results[i];
+                    await store.ExecuteNonQueryAsync(cancellationToken);
+                }
+            }
+
+            await using (var progress = writer.CreateCommand())
+            {
+                progress.Transaction = transaction;
+                progress.CommandText = "UPDATE ingestions SET completed = completed + $count WHERE seq = $seq";
+                var seq = progress.Parameters.Add("$seq", SqliteType.Integer);
+                var count = progress.Parameters.Add("$count", SqliteType.Integer);
+                foreach (var group in window.Items.GroupBy(item => item.IngestionSeq))
+                {
+                    seq.Value = group.Key;
+                    count.Value = group.Count();
+                    await progress.ExecuteNonQueryAsync(cancellationToken);
+                }
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public async Task AbandonWindowAsync(ClaimedWindow window, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            var writer = Writer;
+            await using var transaction = writer.BeginTransaction(deferred: false);
+            await using (var close = writer.CreateCommand())
+            {
+                close.Transaction = transaction;
+                close.CommandText = "UPDATE windows SET state = 2 WHERE seq = $seq AND state = 0";
+                close.Parameters.AddWithValue("$seq", window.Seq);
+                if (await close.ExecuteNonQueryAsync(cancellationToken) != 1)
+                {
+                    return;
+                }
+            }
+
+            await using (var requeue = writer.CreateCommand())
+            {
+                requeue.Transaction = transaction;
+                requeue.CommandText = "INSERT OR IGNORE INTO requeued (ingestion_seq, position) VALUES ($seq, $position)";
+                var seq = requeue.Parameters.Add("$seq", SqliteType.Integer);
+                var position = requeue.Parameters.Add("$position", SqliteType.Integer);
+                foreach (var item in window.Items)
+                {
+                    seq.Value = item.IngestionSeq;
+                    position.Value = item.Position;
+                    await requeue.ExecuteNonQueryAsync(cancellationToken);
+                }
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private async Task<IReadOnlyList<ClaimedWindow>> ReadRunningWindowsAsync(CancellationToken cancellationToken)
+    {
+        var windows = new Dictionary<long, (DateTimeOffset StartedAt, List<WindowItem> Items)>();
+        await using var command = Writer.CreateCommand();
+        command.CommandText = """
+            SELECT w.seq, w.started_at, wi.ingestion_seq, i.id, i.priority, wi.first_pos, wi.ids
+            FROM windows w
+            JOIN window_items wi ON wi.window_seq = w.seq
+            JOIN ingestions i ON i.seq = wi.ingestion_seq
+            WHERE w.state = 0
+            ORDER BY w.seq
+            """;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var seq = reader.GetInt64(0);
+            if (!windows.TryGetValue(seq, out var window))
+            {
+                window = (DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), []);
+                windows.Add(seq, window);
+            }
+
+            var ids = IdBlob.Unpack((byte[])reader.GetValue(6));
+            for (var i = 0; i < ids.Length; i++)
+            {
+                window.Items.Add(new WindowItem(reader.GetInt64(2), ReadGuid(reader, 3), (Priority)reader.GetInt32(4), reader.GetInt32(5) + i, ids[i]));
+            }
+        }
+
+        return [.. windows.Select(pair => new ClaimedWindow(pair.Key, pair.Value.StartedAt, pair.Value.Items))];
+    }
+
+    public async Task<IngestionSnapshot?> GetIngestionAsync(Guid ingestionId, CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenReaderAsync(cancellationToken);
+
+        // One read transaction: the counters, the spans and the requeued positions come from one snapshot.
+        await using var transaction = connection.BeginTransaction(deferred: true);
+        long seq;
+        Priority priority;
+        DateTimeOffset createdAt;
+        int batchSize, started, completed;
+        int[] ids;
+        await using (var command = connection.CreateCommand())
+        {
+            command.Transaction = transaction;
+            command.CommandText = """
+                SELECT seq, priority, created_at, batch_size, started, completed, ids
+                FROM ingestions WHERE id = $id
+                """;
+            command.Parameters.AddWithValue("$id", ingestionId.ToByteArray());
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+            {
+                return null;
+            }
+
+            seq = reader.GetInt64(0);
+            priority = (Priority)reader.GetInt32(1);
+            createdAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2));
+            batchSize = reader.GetInt32(3);
+            started = reader.GetInt32(4);
+            completed = reader.GetInt32(5);
+            ids = IdBlob.Unpack((byte[])reader.GetValue(6));
+        }
+
+        var spans = new List<WindowSpan>();
+        var requeued = new List<int>();
+        if (started > 0)
+        {
+            await using (var command = connection.CreateCommand())
+            {
+                command.Transaction = transaction;
+                command.CommandText = """
+                    SELECT wi.first_pos, wi.count, w.started_at, w.finished_at, w.state
+                    FROM window_items wi JOIN windows w ON w.seq = wi.window_seq
+                    WHERE wi.ingestion_seq = $seq
+                    ORDER BY wi.first_pos, w.seq
+                    """;
+                command.Parameters.AddWithValue("$seq", seq);
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    spans.Add(new WindowSpan(
+                        reader.GetInt32(0),
+                        reader.GetInt32(1),
+                        DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
+                        reader.IsDBNull(3) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)),
+                        (WindowState)reader.GetInt32(4)));
+                }
+            }
+
+            await using (var command = connection.CreateCommand())
+            {
+                command.Transaction = transaction;
+                command.CommandText = "SELECT position FROM requeued WHERE ingestion_seq = $seq ORDER BY position";
+                command.Parameters.AddWithValue("$seq", seq);
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    requeued.Add(reader.GetInt32(0));
+                }
+            }
+        }
+
+        return new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued);
+    }
+
+    public async Task<IReadOnlyList<WindowRecord>> GetRecentWindowsAsync(int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        await using var connection = await OpenReaderAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT w.seq, w.started_at, w.finished_at, w.state, i.id, i.priority, wi.first_pos, wi.ids
+            FROM (SELECT * FROM windows ORDER BY seq DESC LIMIT $limit) w
+            JOIN window_items wi ON wi.window_seq = w.seq
+            JOIN ingestions i ON i.seq = wi.ingestion_seq
+            ORDER BY w.seq DESC, i.priority, i.created_at, wi.ingestion_seq, wi.first_pos
+            """;
+        command.Parameters.AddWithValue("$limit", limit);
+        var windows = new List<WindowRecord>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var seq = reader.GetInt64(0);
+            if (windows.Count == 0 || windows[^1].Seq != seq)
+            {
+                windows.Add(new WindowRecord(
+                    seq,
+                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)),
+                    reader.IsDBNull(2) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
+                    (WindowState)reader.GetInt32(3),
+                    new List<WindowRecordItem>()));
+            }
+
+            ((List<WindowRecordItem>)windows[^1].Items).Add(new WindowRecordItem(
+                ReadGuid(reader, 4), (Priority)reader.GetInt32(5), reader.GetInt32(6), IdBlob.Unpack((byte[])reader.GetValue(7))));
+        }
+
+        return windows;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _enqueues.Writer.TryComplete();
+        if (_groupCommit is not null)
+        {
+            await _groupCommit;
+        }
+
+        if (_writer is not null)
+        {
+            await _writer.DisposeAsync();
+        }
+
+        _writeLock.Dispose();
+    }
+
+    private SqliteConnection Writer => _writer ?? throw new InvalidOperationException("The store is not initialized: call InitializeAsync at start-up.");
+
+    private async Task<SqliteConnection> OpenReaderAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken);
+        return connection;
+    }
+
+    private static async Task ExecuteAsync(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static Guid ReadGuid(SqliteDataReader reader, int ordinal) => new((byte[])reader.GetValue(ordinal));
+
+    /// <summary>Reads one id out of an ingestion's blob without loading the rest of it.</summary>
+    private static int ReadId(SqliteConnection connection, long ingestionSeq, int position)
+    {
+        using var blob = new SqliteBlob(connection, "ingestions", "ids", ingestionSeq, readOnly: true);
+        Span<byte> bytes = stackalloc byte[IdBlob.BytesPerId];
+        blob.Position = (long)position * IdBlob.BytesPerId;
+        blob.ReadExactly(bytes);
+        return System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(bytes);
+    }
+
+    [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Window {WindowSeq} was left running by a process that stopped; its {IdCount} ids are back in the queue and will be fetched again")]
+    private static partial void LogRecoveredWindow(ILogger logger, long windowSeq, int idCount);
+
+    private sealed record PendingEnqueue(NewIngestion Ingestion)
+    {
+        public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private readonly record struct Candidate(long IngestionSeq, Guid IngestionId, Priority Priority, long CreatedAt, int Position, bool Requeued)
+    {
+        public (int, long, long, int) OrderKey => ((int)Priority, CreatedAt, IngestionSeq, Position);
+    }
+}

@@ -1,0 +1,45 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using IngestionService.Upstream;
+
+namespace IngestionService.Tests.Infrastructure;
+
+/// <summary>
+/// The simulated upstream's behaviour (a delay on the given clock, then the brief's body) that also
+/// records every call and the most calls it ever had in flight at once.
+/// </summary>
+/// <remarks>
+/// Written with an inline continuation rather than <c>async</c>/<c>await</c> so that a fetch is complete
+/// the moment the fake clock fires its timer: the harness decides from <c>Task.IsCompleted</c> whether
+/// the dispatcher is about to move, and must not see a fetch that is done but not yet marked so.
+/// </remarks>
+public sealed class CountingUpstream(TimeProvider clock, TimeSpan delay) : IUpstreamClient
+{
+    private int _inFlight;
+    private int _maxInFlight;
+
+    public ConcurrentQueue<(int Id, DateTimeOffset StartedAt)> Calls { get; } = new();
+
+    public int MaxInFlight => Volatile.Read(ref _maxInFlight);
+
+    public Task<string> FetchAsync(int id, CancellationToken cancellationToken)
+    {
+        Calls.Enqueue((id, clock.GetUtcNow()));
+        var now = Interlocked.Increment(ref _inFlight);
+        int seen;
+        while (now > (seen = Volatile.Read(ref _maxInFlight)) && Interlocked.CompareExchange(ref _maxInFlight, now, seen) != seen)
+        {
+        }
+
+        return Task.Delay(delay, clock, cancellationToken).ContinueWith(
+            delayed =>
+            {
+                Interlocked.Decrement(ref _inFlight);
+                delayed.GetAwaiter().GetResult();
+                return string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"processed"}""");
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+}

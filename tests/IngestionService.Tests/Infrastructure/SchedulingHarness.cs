@@ -1,0 +1,107 @@
+using IngestionService.Dispatch;
+using IngestionService.Ingest;
+using IngestionService.Storage;
+using IngestionService.Storage.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace IngestionService.Tests.Infrastructure;
+
+/// <summary>
+/// The real dispatcher and the real SQLite store on a fake clock. Time moves only when a test says so,
+/// in small steps, and only once the dispatcher is parked on something that has not happened yet, so
+/// every run sees the same timeline.
+/// </summary>
+public sealed class SchedulingHarness : IAsyncDisposable
+{
+    public static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Step = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan ParkTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly CancellationTokenSource _stop = new();
+
+    private SchedulingHarness(FakeTimeProvider clock, SqliteIngestionStore store, Dispatcher dispatcher, IngestionSubmitter submitter, CountingUpstream upstream)
+    {
+        Clock = clock;
+        Store = store;
+        Dispatcher = dispatcher;
+        Submitter = submitter;
+        Upstream = upstream;
+    }
+
+    public FakeTimeProvider Clock { get; }
+
+    public SqliteIngestionStore Store { get; }
+
+    public Dispatcher Dispatcher { get; }
+
+    public IngestionSubmitter Submitter { get; }
+
+    public CountingUpstream Upstream { get; }
+
+    /// <summary>Fake time elapsed since <see cref="T0"/>.</summary>
+    public TimeSpan Elapsed => Clock.GetUtcNow() - T0;
+
+    public static async Task<SchedulingHarness> StartAsync(
+        TempDatabase database,
+        TimeSpan? window = null,
+        TimeSpan? fetchDelay = null,
+        int batchSize = 3,
+        DateTimeOffset? now = null)
+    {
+        var clock = new FakeTimeProvider(now ?? T0);
+        var ingestion = Options.Create(new IngestionOptions { BatchSize = batchSize, Window = window ?? TimeSpan.FromSeconds(5) });
+        var store = new SqliteIngestionStore(Options.Create(new StorageOptions { ConnectionString = database.ConnectionString }), NullLogger<SqliteIngestionStore>.Instance);
+        await store.InitializeAsync(CancellationToken.None);
+        var signal = new DispatchSignal();
+        var upstream = new CountingUpstream(clock, fetchDelay ?? TimeSpan.FromSeconds(1));
+        var dispatcher = new Dispatcher(store, upstream, signal, clock, ingestion, NullLogger<Dispatcher>.Instance);
+        var harness = new SchedulingHarness(clock, store, dispatcher, new IngestionSubmitter(store, signal, clock, ingestion), upstream);
+        await dispatcher.StartAsync(CancellationToken.None);
+        await harness.QuiescentAsync();
+        return harness;
+    }
+
+    /// <summary>Submits like <c>POST /ingest</c> does, then lets the dispatcher react before time moves on.</summary>
+    public async Task<Guid> SubmitAsync(Priority priority, params int[] ids)
+    {
+        var id = await Submitter.SubmitAsync(priority, ids, CancellationToken.None);
+        await QuiescentAsync();
+        return id;
+    }
+
+    /// <summary>Moves the fake clock to <see cref="T0"/> + <paramref name="elapsed"/>, step by step.</summary>
+    public async Task AdvanceToAsync(TimeSpan elapsed)
+    {
+        while (Elapsed < elapsed)
+        {
+            await QuiescentAsync();
+            var step = elapsed - Elapsed < Step ? elapsed - Elapsed : Step;
+            Clock.Advance(step);
+        }
+
+        await QuiescentAsync();
+    }
+
+    /// <summary>The window log, oldest first.</summary>
+    public async Task<IReadOnlyList<WindowRecord>> WindowsAsync() =>
+        [.. (await Store.GetRecentWindowsAsync(10_000, CancellationToken.None)).Reverse()];
+
+    public async Task<IngestionStatus> StatusAsync(Guid ingestionId) =>
+        StatusReport.Build((await Store.GetIngestionAsync(ingestionId, CancellationToken.None))!);
+
+    /// <summary>Waits until the dispatcher is parked on something that has not completed yet.</summary>
+    public Task QuiescentAsync() =>
+        Eventually.HoldsAsync(() => Dispatcher.ParkedOn is { IsCompleted: false }, ParkTimeout, "the dispatcher to park");
+
+    /// <summary>Stops the dispatcher the way a dying process does: whatever is in flight stays in flight.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await Dispatcher.StopAsync(CancellationToken.None);
+        Dispatcher.Dispose();
+        await Store.DisposeAsync();
+        _stop.Dispose();
+    }
+}
