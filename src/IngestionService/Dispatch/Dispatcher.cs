@@ -73,10 +73,11 @@ public sealed partial class Dispatcher(
             _limiterLoaded = true;
         }
 
-        var now = clock.GetUtcNow();
-        if (now < _notBefore)
+        // A loop, because timers may fire a little early (they count whole milliseconds on their own
+        // clock): the limit is checked against the clock itself, never against the timer's word.
+        for (var now = clock.GetUtcNow(); now < _notBefore; now = clock.GetUtcNow())
         {
-            await ParkAsync(Task.Delay(_notBefore - now, clock, cancellationToken));
+            await ParkAsync(Task.Delay(CeilingToMillisecond(_notBefore - now), clock, cancellationToken));
         }
 
         // Stored in whole milliseconds, rounded up, so the logged start is never earlier than the real one.
@@ -137,6 +138,9 @@ public sealed partial class Dispatcher(
             _parkedOn = null;
         }
     }
+
+    private static TimeSpan CeilingToMillisecond(TimeSpan duration) =>
+        TimeSpan.FromTicks((duration.Ticks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond * TimeSpan.TicksPerMillisecond);
 
     private static DateTimeOffset CeilingToMillisecond(DateTimeOffset time)
     {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using IngestionService.Ingest;
 using IngestionService.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -7,6 +8,7 @@ namespace IngestionService.Dispatch;
 /// <summary>The window log: which ids each window took, when it started and finished.</summary>
 public static class WindowLogApi
 {
+    public const int DefaultLimit = 30;
     public const int MaxLimit = 1000;
 
     public static IEndpointRouteBuilder MapWindowLogApi(this IEndpointRouteBuilder app)
@@ -20,17 +22,19 @@ public static class WindowLogApi
     public static async Task<Results<Ok<WindowLog>, ValidationProblem>> GetWindowsAsync(
         IIngestionStore store,
         CancellationToken cancellationToken,
-        int limit = 30)
+        string? limit = null)
     {
-        if (limit is < 1 or > MaxLimit)
+        // Parsed here rather than bound as an int, so a bad value gets the same problem+json as the rest.
+        var count = DefaultLimit;
+        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxLimit))
         {
             return TypedResults.ValidationProblem(new Dictionary<string, string[]>
             {
-                ["limit"] = [$"'limit' must be between 1 and {MaxLimit} (got {limit})."],
+                ["limit"] = [$"'limit' must be a whole number between 1 and {MaxLimit} (got '{limit}')."],
             });
         }
 
-        var windows = await store.GetRecentWindowsAsync(limit, cancellationToken);
+        var windows = await store.GetRecentWindowsAsync(count, cancellationToken);
         return TypedResults.Ok(new WindowLog([.. windows.Select(window => new WindowView(
             window.Seq,
             window.StartedAt.UtcDateTime,

@@ -1,0 +1,69 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace IngestionService.Tests.Infrastructure;
+
+/// <summary>
+/// The real service in this process, on real Kestrel over loopback HTTP and a real SQLite file of its
+/// own. Settings override <c>appsettings.json</c> like environment variables would.
+/// </summary>
+public class IngestionApp : WebApplicationFactory<Program>
+{
+    private readonly Dictionary<string, string?> _settings;
+
+    public IngestionApp(Dictionary<string, string?>? settings = null)
+    {
+        _settings = settings ?? [];
+        UseKestrel(0);
+    }
+
+    public TempDatabase Database { get; } = new();
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("Storage:ConnectionString", Database.ConnectionString);
+        foreach (var (key, value) in _settings)
+        {
+            builder.UseSetting(key, value);
+        }
+    }
+
+    /// <summary>A client for the running server; the server starts on first use.</summary>
+    public HttpClient Client => _client ??= CreateClient();
+
+    private HttpClient? _client;
+
+    public async Task<HttpResponseMessage> PostIngestAsync(string json, string contentType = "application/json")
+    {
+        using var content = new StringContent(json, System.Text.Encoding.UTF8);
+        content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse(contentType);
+        return await Client.PostAsync(new Uri("/ingest", UriKind.Relative), content, TestContext.Current.CancellationToken);
+    }
+
+    public async Task<Guid> SubmitAsync(string priority, params int[] ids)
+    {
+        using var response = await Client.PostAsJsonAsync("/ingest", new { ids, priority }, TestContext.Current.CancellationToken);
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
+        return body.GetProperty("ingestion_id").GetGuid();
+    }
+
+    public async Task<JsonElement> GetJsonAsync(string path)
+    {
+        using var response = await Client.GetAsync(new Uri(path, UriKind.Relative), TestContext.Current.CancellationToken);
+        response.EnsureSuccessStatusCode();
+        return await response.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
+    }
+
+    public Task<JsonElement> StatusAsync(Guid ingestionId) => GetJsonAsync($"/status/{ingestionId}");
+
+    public override async ValueTask DisposeAsync()
+    {
+        _client?.Dispose();
+        await base.DisposeAsync();
+        Database.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
