@@ -94,7 +94,7 @@ public static class IngestionApi
         return TypedResults.Accepted($"/status/{ingestionId}", new IngestAccepted(ingestionId));
     }
 
-    public static async Task<Results<Ok<IngestionStatus>, ProblemHttpResult>> GetStatusAsync(
+    public static async Task<Results<StatusJsonResult, ProblemHttpResult>> GetStatusAsync(
         string ingestionId,
         IIngestionStore store,
         CancellationToken cancellationToken)
@@ -102,7 +102,7 @@ public static class IngestionApi
         var snapshot = Guid.TryParse(ingestionId, out var id) ? await store.GetIngestionAsync(id, cancellationToken) : null;
         return snapshot is null
             ? Problem(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.")
-            : TypedResults.Ok(StatusReport.Build(snapshot));
+            : new StatusJsonResult(StatusReport.Build(snapshot));
     }
 
     private static ProblemHttpResult BodyTooLarge(IngestionOptions limits) =>

@@ -77,6 +77,7 @@ public static class StatusReport
         }
 
         var batches = new BatchStatus[batchCount];
+        var batchIds = BatchIds.Of(snapshot.Id);
         var allCompleted = true;
         for (var batch = 0; batch < batchCount; batch++)
         {
@@ -87,7 +88,7 @@ public static class StatusReport
                 : ProgressStatus.Completed;
             allCompleted &= status == ProgressStatus.Completed;
             batches[batch] = new BatchStatus(
-                BatchIds.For(snapshot.Id, batch),
+                batchIds.For(batch),
                 ids[first..end],
                 status,
                 status == ProgressStatus.YetToStart ? null : triggeredAt[batch]?.UtcDateTime,

@@ -91,7 +91,19 @@ public sealed class StatusReportTests
 
         Assert.Equal(first.Batches.Select(b => b.BatchId), second.Batches.Select(b => b.BatchId));
         Assert.Equal(3, first.Batches.Select(b => b.BatchId).Distinct().Count());
-        Assert.All(first.Batches, b => Assert.Equal(5, b.BatchId.Version));
+        Assert.All(first.Batches, b => Assert.Equal(8, b.BatchId.Version));
+        Assert.All(first.Batches, b => Assert.Equal(0b10, b.BatchId.Variant >> 2));
+    }
+
+    [Fact]
+    public void BatchIdsOfDifferentIngestionsDiffer()
+    {
+        var one = BatchIds.Of(Guid.CreateVersion7());
+        var other = BatchIds.Of(Guid.CreateVersion7());
+
+        var ids = Enumerable.Range(0, 10_000).SelectMany(i => new[] { one.For(i), other.For(i) }).ToList();
+
+        Assert.Equal(ids.Count, ids.Distinct().Count());
     }
 
     private static WindowSpan Span(int first, int count, int startSecond, int? finishSecond, WindowState state) =>

@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""Benchmarks for the ingestion service, measured side by side in one run.
+
+  python3 bench/bench.py http    throughput and latency of the API against a bare Kestrel baseline
+  python3 bench/bench.py scale   1 000 000 ids waiting: accept and status times, memory, latency
+                                 against an empty queue, restart time, and scheduling precision
+
+Both build Release first, start every server on a fresh database on loopback, and stop them at the
+end. Requires wrk (Debian: apt-get install wrk). Speed lives here, never in the unit tests.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVICE_DLL = os.path.join(ROOT, "src/IngestionService/bin/Release/net10.0/IngestionService.dll")
+BASELINE_DLL = os.path.join(ROOT, "bench/Baseline/bin/Release/net10.0/Baseline.dll")
+UNKNOWN_ID = "ffffffff-ffff-4fff-bfff-ffffffffffff"
+
+
+def build():
+    for project in ("src/IngestionService", "bench/Baseline"):
+        subprocess.run(["dotnet", "build", "-c", "Release", "--nologo", "-v", "quiet", project],
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A server process on a free loopback port; the service gets a fresh database folder."""
+
+    def __init__(self, dll, settings=None, data_dir=None, name="service"):
+        self.dll, self.name = dll, name
+        self.settings = dict(settings or {})
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.log = None
+
+    def start(self, ready_path="/status/" + UNKNOWN_ID):
+        env = dict(os.environ, ASPNETCORE_ENVIRONMENT="Production")
+        if self.data_dir is not None:
+            env["Storage__ConnectionString"] = f"Data Source={self.data_dir}/ingestion.db"
+        for key, value in self.settings.items():
+            env[key.replace(":", "__")] = value
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{self.name}-", suffix=".log", delete=False)
+        started = time.monotonic()
+        self.proc = subprocess.Popen(["dotnet", self.dll, "--urls", self.url], cwd=os.path.dirname(self.dll),
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        while True:
+            if self.proc.poll() is not None:
+                sys.exit(f"{self.name} exited while starting; see {self.log.name}")
+            try:
+                urllib.request.urlopen(self.url + ready_path, timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break  # any HTTP answer (404 included) means it is serving
+            except (urllib.error.URLError, ConnectionError, socket.timeout):
+                time.sleep(0.01)
+            if time.monotonic() - started > 60:
+                sys.exit(f"{self.name} did not answer within 60 s; see {self.log.name}")
+        return time.monotonic() - started
+
+    def rss_mb(self):
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def request(method, url, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=60) as response:
+        payload = response.read()
+    return time.perf_counter() - started, json.loads(payload) if payload else None
+
+
+def submit(server, ids, priority="LOW"):
+    _, body = request("POST", server.url + "/ingest", {"ids": ids, "priority": priority})
+    return body["ingestion_id"]
+
+
+LATENCY_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url, seconds, script=None, connections=32, threads=2):
+    """Runs wrk and returns (requests/s, p50 ms, p99 ms, non-2xx count)."""
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def percentile(p):
+        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * LATENCY_UNITS[unit]
+
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, percentile(50), percentile(99), int(bad.group(1)) if bad else 0
+
+
+def post_script(ids):
+    body = json.dumps({"ids": ids, "priority": "MEDIUM"})
+    script = tempfile.NamedTemporaryFile("w", prefix="bench-post-", suffix=".lua", delete=False)
+    script.write('wrk.method = "POST"\n')
+    script.write('wrk.headers["Content-Type"] = "application/json"\n')
+    script.write(f"wrk.body = {json.dumps(body)}\n")
+    script.close()
+    return script.name
+
+
+def median_run(url, seconds, rounds, script=None):
+    runs = [wrk(url, seconds, script) for _ in range(rounds)]
+    return runs
+
+
+def http_bench(args):
+    build()
+    data = tempfile.mkdtemp(prefix="bench-http-")
+    service = Server(SERVICE_DLL, {"Logging:LogLevel:Default": "Warning"}, data_dir=data)
+    baseline = Server(BASELINE_DLL, name="baseline")
+    service.start()
+    baseline.start()
+    try:
+        small = submit(service, list(range(1, 6)))
+        large = submit(service, list(range(1, 3001)))
+        scenarios = [
+            ("POST /ingest, 5 ids", "/ingest", post_script(list(range(1, 6))), "/ingest", 0.5),
+            ("POST /ingest, 1 000 ids", "/ingest", post_script(list(range(1, 1001))), "/ingest", 0.25),
+            ("GET /status, 5 ids", f"/status/{small}", None, f"/status/{small}", 0.6),
+            ("GET /status, 3 000 ids", f"/status/{large}", None, f"/status/{large}", 0.15),
+            ("GET /status, unknown (404)", f"/status/{UNKNOWN_ID}", None, f"/status/{UNKNOWN_ID}", 0.7),
+        ]
+        # Warm both up (JIT, connection pools, SQLite page cache) before anything counts.
+        for _, path, script, base_path, _ in scenarios:
+            wrk(service.url + path, 2, script)
+            wrk(baseline.url + base_path, 2, script)
+
+        print(f"\nwrk -t2 -c32, {args.seconds} s per run, {args.rounds} alternating rounds, medians; "
+              f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}\n")
+        header = f"| scenario | baseline req/s | service req/s | ratio | target | service p50 ms | service p99 ms | non-2xx |"
+        print(header)
+        print("|" + "---|" * 8)
+        for name, path, script, base_path, target in scenarios:
+            base_runs, svc_runs = [], []
+            for _ in range(args.rounds):  # alternate, so both see the same machine
+                base_runs.append(wrk(baseline.url + base_path, args.seconds, script))
+                svc_runs.append(wrk(service.url + path, args.seconds, script))
+            base = statistics.median(r[0] for r in base_runs)
+            svc = statistics.median(r[0] for r in svc_runs)
+            p50 = statistics.median(r[1] for r in svc_runs)
+            p99 = statistics.median(r[2] for r in svc_runs)
+            expected_errors = name.endswith("(404)")
+            bad = 0 if expected_errors else sum(r[3] for r in svc_runs)
+            ratio = svc / base
+            verdict = "ok" if ratio >= target else "MISS"
+            print(f"| {name} | {base:,.0f} | {svc:,.0f} | {ratio:.2f} ({verdict}) | ≥ {target} | {p50:.2f} | {p99:.2f} | {bad} |")
+        print(f"\nservice resident memory after the run: {service.rss_mb():.0f} MB; "
+              f"ingestions stored: see {data}/ingestion.db")
+    finally:
+        service.stop()
+        baseline.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def lateness(windows, window_seconds):
+    """Lateness of each window against its earliest allowed start: max(previous start + Window, previous finish)."""
+    parse = lambda s: time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + (s[20:-1] or "0"))
+    rows = sorted(windows, key=lambda w: w["seq"])
+    late, gaps = [], []
+    for prev, cur in zip(rows, rows[1:]):
+        if prev["finished_at"] is None:
+            continue
+        allowed = max(parse(prev["started_at"]) + window_seconds, parse(prev["finished_at"]))
+        start = parse(cur["started_at"])
+        gaps.append(start - parse(prev["started_at"]))
+        late.append((start - allowed) * 1000)
+    return late, gaps
+
+
+def windows_of(server, limit=1000):
+    _, body = request("GET", f"{server.url}/windows?limit={limit}")
+    return body["windows"]
+
+
+def pct(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def scale_bench(args):
+    build()
+    quick = {"Ingestion:Window": "00:00:00.200", "Upstream:SimulatedDelay": "00:00:00.050",
+             "Logging:LogLevel:Default": "Warning"}
+    empty_dir, full_dir, real_dir = (tempfile.mkdtemp(prefix=f"bench-{n}-") for n in ("empty", "full", "real"))
+    empty = Server(SERVICE_DLL, quick, data_dir=empty_dir, name="empty")
+    full = Server(SERVICE_DLL, quick, data_dir=full_dir, name="full")
+    real = Server(SERVICE_DLL, {"Logging:LogLevel:Default": "Warning"}, data_dir=real_dir, name="real")
+    try:
+        for server in (empty, full, real):
+            server.start()
+
+        # A few windows at the real 5 s, running in the background of everything else.
+        submit(real, list(range(1, 22)))
+        real_started = time.monotonic()
+
+        print(f"\nscale: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}\n")
+        accept = []
+        big_ids = []
+        for i in range(10):
+            ids = [(i * 100_000 + k) % 1_000_000_007 + 1 for k in range(100_000)]
+            elapsed, body = request("POST", full.url + "/ingest", {"ids": ids, "priority": "LOW"})
+            accept.append(elapsed * 1000)
+            big_ids.append(body["ingestion_id"])
+        status_times = [request("GET", f"{full.url}/status/{big_ids[-1]}")[0] * 1000 for _ in range(5)]
+        print(f"POST /ingest of 100 000 ids (10 in a row): median {statistics.median(accept):.0f} ms, "
+              f"max {max(accept):.0f} ms (target ≤ 150 ms)")
+        print(f"GET /status of a 100 000-id ingestion: median {statistics.median(status_times):.0f} ms, "
+              f"max {max(status_times):.0f} ms (target ≤ 150 ms)")
+
+        submit(empty, list(range(1, 301)))  # 100 windows of 3 on the empty service
+        script = post_script(list(range(1, 6)))
+        rows = []
+        for _ in range(args.rounds):
+            rows.append(("empty", wrk(empty.url + "/ingest", args.seconds, script)))
+            rows.append(("full", wrk(full.url + "/ingest", args.seconds, script)))
+        p99_empty = statistics.median(r[2] for n, r in rows if n == "empty")
+        p99_full = statistics.median(r[2] for n, r in rows if n == "full")
+        print(f"POST /ingest p99 (5 ids, wrk -t2 -c32): empty queue {p99_empty:.2f} ms, 1 000 000 waiting "
+              f"{p99_full:.2f} ms, ratio {p99_full / p99_empty:.2f} (target ≤ 1.5)")
+        print(f"resident memory with 1 000 000 ids waiting: {full.rss_mb():.0f} MB (target ≤ 200 MB)")
+
+        # Precision over >= 100 consecutive windows of 200 ms, on both services.
+        time.sleep(max(0.0, 25 - (time.monotonic() - real_started)))
+        for server in (empty, full):
+            late, gaps = lateness(windows_of(server), 0.2)
+            late = late[-120:]
+            print(f"{server.name:>5}: {len(late)} windows at 200 ms: min gap {min(gaps) * 1000:.0f} ms, "
+                  f"lateness p50 {pct(late, 50):.1f} ms, p99 {pct(late, 99):.1f} ms, max {max(late):.1f} ms "
+                  f"(target p99 ≤ 20 ms, no gap < 200 ms)")
+
+        real_windows = windows_of(real)
+        late, gaps = lateness(real_windows, 5.0)
+        print(f" real: {len(real_windows)} windows at 5 s: min gap {min(gaps):.3f} s, lateness max {max(late):.1f} ms")
+
+        full.kill()
+        restart = full.start()
+        print(f"restart with 1 000 000 ids waiting: answering HTTP after {restart * 1000:.0f} ms (target ≤ 2 s)")
+        late_after, _ = lateness(windows_of(full, 5), 0.2)
+    finally:
+        for server in (empty, full, real):
+            server.stop()
+        for folder in (empty_dir, full_dir, real_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenario", choices=["http", "scale"])
+    parser.add_argument("--seconds", type=int, default=10, help="length of one wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (medians are quoted)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    (http_bench if args.scenario == "http" else scale_bench)(args)
+
+
+if __name__ == "__main__":
+    main()
