@@ -20,6 +20,38 @@ public static class IngestRequestParser
 
     public static IngestParseResult Parse(ReadOnlySequence<byte> body, int maxIds)
     {
+        // Nearly every request has the plain shape; reading it by hand is several times faster than
+        // token by token. Anything else, every error included, goes through the full reader below.
+        if (body.IsSingleSegment)
+        {
+            if (IngestFastPath.TryParse(body.FirstSpan, maxIds, out var priority, out var ids))
+            {
+                return IngestParseResult.Ok(priority, ids);
+            }
+        }
+        else if (body.Length <= 1024 * 1024)
+        {
+            var copy = ArrayPool<byte>.Shared.Rent((int)body.Length);
+            try
+            {
+                body.CopyTo(copy);
+                if (IngestFastPath.TryParse(copy.AsSpan(0, (int)body.Length), maxIds, out var priority, out var ids))
+                {
+                    return IngestParseResult.Ok(priority, ids);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(copy);
+            }
+        }
+
+        return ParseFull(body, maxIds);
+    }
+
+    /// <summary>The complete reader: every shape of input, with an answer for each kind of mistake.</summary>
+    internal static IngestParseResult ParseFull(ReadOnlySequence<byte> body, int maxIds)
+    {
         if (body.IsEmpty)
         {
             return IngestParseResult.Malformed("The request body is empty; send a JSON object such as {\"ids\": [1, 2, 3], \"priority\": \"HIGH\"}.");

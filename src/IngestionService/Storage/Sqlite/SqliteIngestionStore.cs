@@ -23,7 +23,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly Channel<PendingEnqueue> _enqueues = Channel.CreateUnbounded<PendingEnqueue>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentBag<ReaderSession> _readers = [];
+    private readonly SqliteSynchronous _synchronous;
     private SqliteConnection? _writer;
+    private SqliteCommand? _insertIngestion;
     private volatile bool _disposed;
     private Task? _groupCommit;
 
@@ -34,6 +36,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             Pooling = true,
         };
         _connectionString = builder.ConnectionString;
+        _synchronous = options.Value.Synchronous;
         _logger = logger;
 
         // A fresh data directory is a normal way to start; a missing folder should not be an error.
@@ -51,11 +54,25 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     {
         _writer = new SqliteConnection(_connectionString);
         await _writer.OpenAsync(cancellationToken);
-        await ExecuteAsync(_writer, null, """
+        await ExecuteAsync(_writer, null, $"""
             PRAGMA journal_mode = WAL;
-            PRAGMA synchronous = FULL;
+            PRAGMA synchronous = {(_synchronous == SqliteSynchronous.Full ? "FULL" : "NORMAL")};
             """, cancellationToken);
         await SqliteSchema.ApplyAsync(_writer, cancellationToken);
+
+        // Prepared once: preparing costs more than the insert itself.
+        _insertIngestion = _writer.CreateCommand();
+        _insertIngestion.CommandText = """
+            INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids)
+            VALUES ($id, $priority, $created_at, $batch_size, $total, $ids)
+            """;
+        _insertIngestion.Parameters.Add("$id", SqliteType.Blob);
+        _insertIngestion.Parameters.Add("$priority", SqliteType.Integer);
+        _insertIngestion.Parameters.Add("$created_at", SqliteType.Integer);
+        _insertIngestion.Parameters.Add("$batch_size", SqliteType.Integer);
+        _insertIngestion.Parameters.Add("$total", SqliteType.Integer);
+        _insertIngestion.Parameters.Add("$ids", SqliteType.Blob);
+        _insertIngestion.Prepare();
 
         // This store serves one process, so a window still marked running was left by a process that
         // died mid-fetch: its ids go back to the queue and are fetched again (at-least-once).
@@ -119,27 +136,18 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         {
             var writer = Writer;
             await using var transaction = writer.BeginTransaction(deferred: false);
-            await using var insert = writer.CreateCommand();
+            var insert = _insertIngestion!;
             insert.Transaction = transaction;
-            insert.CommandText = """
-                INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids)
-                VALUES ($id, $priority, $created_at, $batch_size, $total, $ids)
-                """;
-            var id = insert.Parameters.Add("$id", SqliteType.Blob);
-            var priority = insert.Parameters.Add("$priority", SqliteType.Integer);
-            var createdAt = insert.Parameters.Add("$created_at", SqliteType.Integer);
-            var batchSize = insert.Parameters.Add("$batch_size", SqliteType.Integer);
-            var total = insert.Parameters.Add("$total", SqliteType.Integer);
-            var ids = insert.Parameters.Add("$ids", SqliteType.Blob);
+            var parameters = insert.Parameters;
             foreach (var pending in batch)
             {
                 var ingestion = pending.Ingestion;
-                id.Value = ingestion.Id.ToByteArray();
-                priority.Value = (int)ingestion.Priority;
-                createdAt.Value = ingestion.CreatedAt.ToUnixTimeMilliseconds();
-                batchSize.Value = ingestion.BatchSize;
-                total.Value = ingestion.Ids.Length;
-                ids.Value = IdBlob.Pack(ingestion.Ids);
+                parameters[0].Value = ingestion.Id.ToByteArray();
+                parameters[1].Value = (int)ingestion.Priority;
+                parameters[2].Value = ingestion.CreatedAt.ToUnixTimeMilliseconds();
+                parameters[3].Value = ingestion.BatchSize;
+                parameters[4].Value = ingestion.Ids.Length;
+                parameters[5].Value = IdBlob.Pack(ingestion.Ids);
                 await insert.ExecuteNonQueryAsync();
             }
 
@@ -564,6 +572,11 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         if (_groupCommit is not null)
         {
             await _groupCommit;
+        }
+
+        if (_insertIngestion is not null)
+        {
+            await _insertIngestion.DisposeAsync();
         }
 
         if (_writer is not null)
