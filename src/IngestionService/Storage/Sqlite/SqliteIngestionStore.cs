@@ -17,6 +17,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 {
     private const int MaxIngestionsPerCommit = 256;
     private const int MaxIdleReaders = 16;
+    private static readonly TimeSpan CheckpointInterval = TimeSpan.FromSeconds(1);
 
     private readonly string _connectionString;
     private readonly ILogger<SqliteIngestionStore> _logger;
@@ -27,7 +28,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     private SqliteConnection? _writer;
     private SqliteCommand? _insertIngestion;
     private volatile bool _disposed;
+    private readonly CancellationTokenSource _stopping = new();
     private Task? _groupCommit;
+    private Task? _checkpoints;
 
     public SqliteIngestionStore(IOptions<StorageOptions> options, ILogger<SqliteIngestionStore> logger)
     {
@@ -57,6 +60,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         await ExecuteAsync(_writer, null, $"""
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = {(_synchronous == SqliteSynchronous.Full ? "FULL" : "NORMAL")};
+            PRAGMA wal_autocheckpoint = 0;
             """, cancellationToken);
         await SqliteSchema.ApplyAsync(_writer, cancellationToken);
 
@@ -83,6 +87,37 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
 
         _groupCommit = Task.Run(GroupCommitLoopAsync, CancellationToken.None);
+        _checkpoints = Task.Run(CheckpointLoopAsync, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Copies the write-ahead log into the database once a second from a connection of its own. SQLite
+    /// would otherwise do it inside whichever commit crosses the log's size limit, and that commit (with
+    /// every request waiting on it) would pay for copying and flushing megabytes. A passive checkpoint
+    /// never blocks the writer or the readers.
+    /// </summary>
+    private async Task CheckpointLoopAsync()
+    {
+        using var timer = new PeriodicTimer(CheckpointInterval);
+        await using var connection = new SqliteConnection(_connectionString);
+        try
+        {
+            await connection.OpenAsync(_stopping.Token);
+            while (await timer.WaitForNextTickAsync(_stopping.Token))
+            {
+                try
+                {
+                    await ExecuteAsync(connection, null, "PRAGMA wal_checkpoint(PASSIVE)", _stopping.Token);
+                }
+                catch (SqliteException exception)
+                {
+                    LogCheckpointFailed(_logger, exception);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
     }
 
     public async Task EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken)
@@ -574,6 +609,14 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             await _groupCommit;
         }
 
+        await _stopping.CancelAsync();
+        if (_checkpoints is not null)
+        {
+            await _checkpoints;
+        }
+
+        _stopping.Dispose();
+
         if (_insertIngestion is not null)
         {
             await _insertIngestion.DisposeAsync();
@@ -636,6 +679,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         blob.ReadExactly(bytes);
         return System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(bytes);
     }
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Checkpointing the write-ahead log failed; trying again in a second")]
+    private static partial void LogCheckpointFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Window {WindowSeq} was left running by a process that stopped; its {IdCount} ids are back in the queue and will be fetched again")]
     private static partial void LogRecoveredWindow(ILogger logger, long windowSeq, int idCount);
