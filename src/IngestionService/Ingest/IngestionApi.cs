@@ -102,7 +102,7 @@ public static class IngestionApi
         var snapshot = Guid.TryParse(ingestionId, out var id) ? await store.GetIngestionAsync(id, cancellationToken) : null;
         return snapshot is null
             ? Problem(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.")
-            : new StatusJsonResult(StatusReport.Build(snapshot));
+            : new StatusJsonResult(snapshot);
     }
 
     private static ProblemHttpResult BodyTooLarge(IngestionOptions limits) =>

@@ -1,12 +1,13 @@
 using System.Buffers;
 using System.Buffers.Text;
 using System.Globalization;
+using IngestionService.Storage;
 using Microsoft.AspNetCore.Http.Metadata;
 
 namespace IngestionService.Ingest;
 
 /// <summary>
-/// Writes an <see cref="IngestionStatus"/> as JSON straight into the response, byte by byte. A status of
+/// Writes the status of an ingestion as JSON straight into the response, byte by byte, from its snapshot. A status of
 /// a few thousand batches is the largest answer the service gives, and writing it through
 /// <c>JsonSerializer</c> (or even <c>Utf8JsonWriter</c>) cost several times more than everything else
 /// on that request. The shape is exactly what <c>JsonSerializer</c> would write for the record with
@@ -20,53 +21,60 @@ public static class StatusJson
     /// <summary>Room for one id and its comma: ten digits at most (1 000 000 007).</summary>
     private const int BytesPerId = 11;
 
-    public static void Write(IBufferWriter<byte> output, IngestionStatus status)
+    public static void Write(IBufferWriter<byte> output, IngestionSnapshot snapshot)
     {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(snapshot);
+        var progress = StatusReport.Derive(snapshot);
         var span = output.GetSpan(512);
         var n = 0;
         Append(span, ref n, "{\"ingestion_id\":\""u8);
-        status.IngestionId.TryFormat(span[n..], out var written);
+        snapshot.Id.TryFormat(span[n..], out var written);
         n += written;
         Append(span, ref n, "\",\"status\":\""u8);
-        Append(span, ref n, Name(status.Status));
+        Append(span, ref n, Name(progress.Overall));
         Append(span, ref n, "\",\"priority\":\""u8);
-        Append(span, ref n, status.Priority switch { Priority.High => "HIGH"u8, Priority.Medium => "MEDIUM"u8, _ => "LOW"u8 });
+        Append(span, ref n, snapshot.Priority switch { Priority.High => "HIGH"u8, Priority.Medium => "MEDIUM"u8, _ => "LOW"u8 });
         Append(span, ref n, "\",\"created_at\":"u8);
-        AppendTime(span, ref n, status.CreatedAt);
+        AppendTime(span, ref n, snapshot.CreatedAt.UtcDateTime);
         Append(span, ref n, ",\"total_ids\":"u8);
-        AppendNumber(span, ref n, status.TotalIds);
+        AppendNumber(span, ref n, snapshot.Ids.Length);
         Append(span, ref n, ",\"started_ids\":"u8);
-        AppendNumber(span, ref n, status.StartedIds);
+        AppendNumber(span, ref n, snapshot.Started);
         Append(span, ref n, ",\"completed_ids\":"u8);
-        AppendNumber(span, ref n, status.CompletedIds);
+        AppendNumber(span, ref n, snapshot.Completed);
         Append(span, ref n, ",\"batches\":["u8);
         output.Advance(n);
 
-        for (var i = 0; i < status.Batches.Count; i++)
+        var ids = snapshot.Ids;
+        var size = snapshot.BatchSize;
+        var batchIds = BatchIds.Of(snapshot.Id);
+        for (var batch = 0; batch < progress.Count; batch++)
         {
-            var batch = status.Batches[i];
-            span = output.GetSpan(BatchBytesWithoutIds + (BytesPerId * batch.Ids.Length));
+            var first = batch * size;
+            var end = Math.Min(first + size, ids.Length);
+            span = output.GetSpan(BatchBytesWithoutIds + (BytesPerId * (end - first)));
             n = 0;
-            Append(span, ref n, i == 0 ? "{\"batch_id\":\""u8 : ",{\"batch_id\":\""u8);
-            batch.BatchId.TryFormat(span[n..], out written);
+            Append(span, ref n, batch == 0 ? "{\"batch_id\":\""u8 : ",{\"batch_id\":\""u8);
+            batchIds.For(batch).TryFormat(span[n..], out written);
             n += written;
             Append(span, ref n, "\",\"ids\":["u8);
-            for (var k = 0; k < batch.Ids.Length; k++)
+            for (var k = first; k < end; k++)
             {
-                if (k > 0)
+                if (k > first)
                 {
                     span[n++] = (byte)',';
                 }
 
-                AppendNumber(span, ref n, batch.Ids[k]);
+                AppendNumber(span, ref n, ids[k]);
             }
 
             Append(span, ref n, "],\"status\":\""u8);
-            Append(span, ref n, Name(batch.Status));
+            Append(span, ref n, Name(progress.Status[batch]));
             Append(span, ref n, "\",\"triggered_at\":"u8);
-            AppendTime(span, ref n, batch.TriggeredAt);
+            AppendTime(span, ref n, progress.TriggeredAt[batch]);
             Append(span, ref n, ",\"completed_at\":"u8);
-            AppendTime(span, ref n, batch.CompletedAt);
+            AppendTime(span, ref n, progress.CompletedAt[batch]);
             span[n++] = (byte)'}';
             output.Advance(n);
         }
@@ -115,11 +123,12 @@ public static class StatusJson
 /// The 200 answer of <c>GET /status/{id}</c>, written by <see cref="StatusJson"/>. It declares
 /// <see cref="IngestionStatus"/> as its response type, so OpenAPI describes the real shape.
 /// </summary>
-public sealed class StatusJsonResult(IngestionStatus status) : IResult, IEndpointMetadataProvider, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<IngestionStatus>
+public sealed class StatusJsonResult(IngestionSnapshot snapshot) : IResult, IEndpointMetadataProvider, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<IngestionStatus>
 {
-    public IngestionStatus Value => status;
+    /// <summary>The answer as a record (built on demand: the response itself is written without it).</summary>
+    public IngestionStatus Value => StatusReport.Build(snapshot);
 
-    object? IValueHttpResult.Value => status;
+    object? IValueHttpResult.Value => Value;
 
     public int? StatusCode => StatusCodes.Status200OK;
 
@@ -129,7 +138,7 @@ public sealed class StatusJsonResult(IngestionStatus status) : IResult, IEndpoin
         var response = httpContext.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "application/json; charset=utf-8";
-        StatusJson.Write(response.BodyWriter, status);
+        StatusJson.Write(response.BodyWriter, snapshot);
         await response.BodyWriter.FlushAsync(httpContext.RequestAborted);
     }
 

@@ -39,15 +39,42 @@ public sealed record BatchStatus(Guid BatchId, int[] Ids, ProgressStatus Status,
 /// </summary>
 public static class StatusReport
 {
+    /// <summary>The status answer as records: the documented shape, for OpenAPI and for tests.</summary>
     public static IngestionStatus Build(IngestionSnapshot snapshot)
+    {
+        var progress = Derive(snapshot);
+        var ids = snapshot.Ids;
+        var size = snapshot.BatchSize;
+        var batchIds = BatchIds.Of(snapshot.Id);
+        var batches = new BatchStatus[progress.Count];
+        for (var batch = 0; batch < batches.Length; batch++)
+        {
+            var first = batch * size;
+            batches[batch] = new BatchStatus(
+                batchIds.For(batch),
+                ids[first..Math.Min(first + size, ids.Length)],
+                progress.Status[batch],
+                progress.TriggeredAt[batch],
+                progress.CompletedAt[batch]);
+        }
+
+        return new IngestionStatus(snapshot.Id, progress.Overall, snapshot.Priority, snapshot.CreatedAt.UtcDateTime, ids.Length, snapshot.Started, snapshot.Completed, batches);
+    }
+
+    /// <summary>Each batch's status and times, and the overall status, without building a record per batch.</summary>
+    public static BatchProgress Derive(IngestionSnapshot snapshot)
     {
         var ids = snapshot.Ids;
         var size = snapshot.BatchSize;
-        var batchCount = (ids.Length + size - 1) / size;
-        var triggeredAt = new DateTimeOffset?[batchCount];
-        var completedAt = new DateTimeOffset?[batchCount];
-        var outstanding = new bool[batchCount];
+        var progress = new BatchProgress((ids.Length + size - 1) / size);
+        if (snapshot.Started == 0)
+        {
+            return progress; // all yet_to_start, no times: the usual answer for work still waiting
+        }
 
+        var triggeredAt = new DateTimeOffset?[progress.Count];
+        var completedAt = new DateTimeOffset?[progress.Count];
+        var outstanding = new bool[progress.Count];
         foreach (var position in snapshot.Requeued)
         {
             outstanding[position / size] = true;
@@ -76,10 +103,8 @@ public static class StatusReport
             }
         }
 
-        var batches = new BatchStatus[batchCount];
-        var batchIds = BatchIds.Of(snapshot.Id);
         var allCompleted = true;
-        for (var batch = 0; batch < batchCount; batch++)
+        for (var batch = 0; batch < progress.Count; batch++)
         {
             var first = batch * size;
             var end = Math.Min(first + size, ids.Length);
@@ -87,17 +112,34 @@ public static class StatusReport
                 : snapshot.Started < end || outstanding[batch] ? ProgressStatus.Triggered
                 : ProgressStatus.Completed;
             allCompleted &= status == ProgressStatus.Completed;
-            batches[batch] = new BatchStatus(
-                batchIds.For(batch),
-                ids[first..end],
-                status,
-                status == ProgressStatus.YetToStart ? null : triggeredAt[batch]?.UtcDateTime,
-                status == ProgressStatus.Completed ? completedAt[batch]?.UtcDateTime : null);
+            progress.Status[batch] = status;
+            progress.TriggeredAt[batch] = status == ProgressStatus.YetToStart ? null : triggeredAt[batch]?.UtcDateTime;
+            progress.CompletedAt[batch] = status == ProgressStatus.Completed ? completedAt[batch]?.UtcDateTime : null;
         }
 
-        var overall = snapshot.Started == 0 ? ProgressStatus.YetToStart
-            : allCompleted ? ProgressStatus.Completed
-            : ProgressStatus.Triggered;
-        return new IngestionStatus(snapshot.Id, overall, snapshot.Priority, snapshot.CreatedAt.UtcDateTime, ids.Length, snapshot.Started, snapshot.Completed, batches);
+        progress.Overall = allCompleted ? ProgressStatus.Completed : ProgressStatus.Triggered;
+        return progress;
     }
+}
+
+/// <summary>Per batch: its status and times (indexed by batch number); and the ingestion's overall status.</summary>
+public sealed class BatchProgress
+{
+    internal BatchProgress(int count)
+    {
+        Count = count;
+        Status = new ProgressStatus[count];
+        TriggeredAt = new DateTime?[count];
+        CompletedAt = new DateTime?[count];
+    }
+
+    public int Count { get; }
+
+    public ProgressStatus Overall { get; internal set; }
+
+    internal ProgressStatus[] Status { get; }
+
+    internal DateTime?[] TriggeredAt { get; }
+
+    internal DateTime?[] CompletedAt { get; }
 }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using IngestionService.Ingest;
+using IngestionService.Storage;
 
 namespace IngestionService.Tests.Scheduling;
 
@@ -9,61 +10,67 @@ namespace IngestionService.Tests.Scheduling;
 public sealed class StatusJsonTests
 {
     private static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-    private static readonly DateTime T0 = new(2026, 1, 1, 0, 0, 0, 120, DateTimeKind.Utc);
+    private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, 120, TimeSpan.Zero);
 
-    [Fact]
-    public void TheWrittenStatusMatchesTheSerializedRecordFieldForField()
+    public static TheoryData<string> Snapshots => new() { "waiting", "running", "split over windows", "refetching", "completed", "thousand batches" };
+
+    [Theory]
+    [MemberData(nameof(Snapshots))]
+    public void TheWrittenStatusMatchesTheSerializedRecordFieldForField(string name)
     {
-        var status = new IngestionStatus(
-            Guid.CreateVersion7(),
-            ProgressStatus.Triggered,
-            Priority.Medium,
-            T0,
-            7,
-            5,
-            3,
-            [
-                new BatchStatus(Guid.NewGuid(), [1, 1_000_000_007, 3], ProgressStatus.Completed, T0.AddSeconds(1), T0.AddSeconds(2)),
-                new BatchStatus(Guid.NewGuid(), [4, 5, 6], ProgressStatus.Triggered, T0.AddMilliseconds(5_001), null),
-                new BatchStatus(Guid.NewGuid(), [7], ProgressStatus.YetToStart, null, null),
-            ]);
+        var snapshot = SnapshotNamed(name);
 
-        var written = JsonDocument.Parse(Write(status)).RootElement;
-        var serialized = JsonDocument.Parse(JsonSerializer.Serialize(status, SnakeCase)).RootElement;
+        var written = JsonDocument.Parse(Write(snapshot)).RootElement;
+        var serialized = JsonDocument.Parse(JsonSerializer.Serialize(StatusReport.Build(snapshot), SnakeCase)).RootElement;
 
         AssertSame(serialized, written, "$");
     }
 
     [Theory]
     [InlineData(Priority.High)]
+    [InlineData(Priority.Medium)]
     [InlineData(Priority.Low)]
     public void EveryPriorityIsWrittenByItsWireName(Priority priority)
     {
-        var status = new IngestionStatus(Guid.NewGuid(), ProgressStatus.YetToStart, priority, T0, 0, 0, 0, []);
+        var snapshot = new IngestionSnapshot(Guid.NewGuid(), priority, T0, 3, [1], 0, 0, [], []);
 
-        var written = JsonDocument.Parse(Write(status)).RootElement;
+        var written = JsonDocument.Parse(Write(snapshot)).RootElement;
 
         Assert.Equal(priority.ToWire(), written.GetProperty("priority").GetString());
-        Assert.Equal(0, written.GetProperty("batches").GetArrayLength());
     }
 
     [Fact]
-    public void ABatchOfAThousandLargeIdsFits()
+    public void BatchesOfAThousandLargeIdsFit()
     {
-        var ids = Enumerable.Repeat(1_000_000_007, 1000).ToArray();
-        var status = new IngestionStatus(Guid.NewGuid(), ProgressStatus.Completed, Priority.Low, T0, 2000, 2000, 2000,
-            [new BatchStatus(Guid.NewGuid(), ids, ProgressStatus.Completed, T0, T0), new BatchStatus(Guid.NewGuid(), ids, ProgressStatus.Completed, T0, T0)]);
+        var ids = Enumerable.Repeat(1_000_000_007, 2000).ToArray();
+        var snapshot = new IngestionSnapshot(Guid.NewGuid(), Priority.Low, T0, 1000, ids, 0, 0, [], []);
 
-        var written = JsonDocument.Parse(Write(status)).RootElement;
+        var written = JsonDocument.Parse(Write(snapshot)).RootElement;
 
-        Assert.Equal(ids, written.GetProperty("batches")[1].GetProperty("ids").EnumerateArray().Select(i => i.GetInt32()));
+        Assert.Equal(ids[..1000], written.GetProperty("batches")[1].GetProperty("ids").EnumerateArray().Select(i => i.GetInt32()));
     }
 
-    private static byte[] Write(IngestionStatus status)
+    private static IngestionSnapshot SnapshotNamed(string name)
+    {
+        int[] ids = [1, 1_000_000_007, 3, 4, 5, 6, 7];
+        WindowSpan Span(int first, int count, int start, int? finish, WindowState state) =>
+            new(first, count, T0.AddMilliseconds(start), finish is { } f ? T0.AddMilliseconds(f) : null, state);
+        return name switch
+        {
+            "waiting" => new(Guid.CreateVersion7(), Priority.Medium, T0, 3, ids, 0, 0, [], []),
+            "running" => new(Guid.CreateVersion7(), Priority.High, T0, 3, ids, 3, 0, [Span(0, 3, 5, null, WindowState.Running)], []),
+            "split over windows" => new(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 5, 2, [Span(0, 2, 0, 1001, WindowState.Completed), Span(2, 3, 5000, null, WindowState.Running)], []),
+            "refetching" => new(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 3, 0, [Span(0, 3, 0, null, WindowState.Abandoned)], [0, 1, 2]),
+            "completed" => new(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 7, 7, [Span(0, 3, 0, 1000, WindowState.Completed), Span(3, 3, 5000, 6000, WindowState.Completed), Span(6, 1, 10_000, 11_010, WindowState.Completed)], []),
+            _ => new(Guid.CreateVersion7(), Priority.Low, T0, 3, [.. Enumerable.Range(1, 3000)], 0, 0, [], []),
+        };
+    }
+
+    private static byte[] Write(IngestionSnapshot snapshot)
     {
         // Starts small, so the writer must ask for room before every part it writes.
         var output = new ArrayBufferWriter<byte>(16);
-        StatusJson.Write(output, status);
+        StatusJson.Write(output, snapshot);
         return output.WrittenSpan.ToArray();
     }
 
