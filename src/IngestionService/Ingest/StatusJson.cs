@@ -69,13 +69,22 @@ public static class StatusJson
                 AppendNumber(span, ref n, ids[k]);
             }
 
-            Append(span, ref n, "],\"status\":\""u8);
-            Append(span, ref n, Name(progress.Status[batch]));
-            Append(span, ref n, "\",\"triggered_at\":"u8);
-            AppendTime(span, ref n, progress.TriggeredAt[batch]);
-            Append(span, ref n, ",\"completed_at\":"u8);
-            AppendTime(span, ref n, progress.CompletedAt[batch]);
-            span[n++] = (byte)'}';
+            if (progress.StatusOf(batch) == ProgressStatus.YetToStart)
+            {
+                // Most batches of a large ingestion are waiting, and their tail is always the same.
+                Append(span, ref n, "],\"status\":\"yet_to_start\",\"triggered_at\":null,\"completed_at\":null}"u8);
+            }
+            else
+            {
+                Append(span, ref n, "],\"status\":\""u8);
+                Append(span, ref n, Name(progress.StatusOf(batch)));
+                Append(span, ref n, "\",\"triggered_at\":"u8);
+                AppendTime(span, ref n, progress.TriggeredAtOf(batch));
+                Append(span, ref n, ",\"completed_at\":"u8);
+                AppendTime(span, ref n, progress.CompletedAtOf(batch));
+                span[n++] = (byte)'}';
+            }
+
             output.Advance(n);
         }
 

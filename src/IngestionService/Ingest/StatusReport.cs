@@ -53,9 +53,9 @@ public static class StatusReport
             batches[batch] = new BatchStatus(
                 batchIds.For(batch),
                 ids[first..Math.Min(first + size, ids.Length)],
-                progress.Status[batch],
-                progress.TriggeredAt[batch],
-                progress.CompletedAt[batch]);
+                progress.StatusOf(batch),
+                progress.TriggeredAtOf(batch),
+                progress.CompletedAtOf(batch));
         }
 
         return new IngestionStatus(snapshot.Id, progress.Overall, snapshot.Priority, snapshot.CreatedAt.UtcDateTime, ids.Length, snapshot.Started, snapshot.Completed, batches);
@@ -123,23 +123,28 @@ public static class StatusReport
 }
 
 /// <summary>Per batch: its status and times (indexed by batch number); and the ingestion's overall status.</summary>
+/// <remarks>Nothing is allocated per batch while nothing has started, the usual case for a long backlog.</remarks>
 public sealed class BatchProgress
 {
-    internal BatchProgress(int count)
-    {
-        Count = count;
-        Status = new ProgressStatus[count];
-        TriggeredAt = new DateTime?[count];
-        CompletedAt = new DateTime?[count];
-    }
+    private ProgressStatus[]? _status;
+    private DateTime?[]? _triggeredAt;
+    private DateTime?[]? _completedAt;
+
+    internal BatchProgress(int count) => Count = count;
 
     public int Count { get; }
 
     public ProgressStatus Overall { get; internal set; }
 
-    internal ProgressStatus[] Status { get; }
+    internal ProgressStatus[] Status => _status ??= new ProgressStatus[Count];
 
-    internal DateTime?[] TriggeredAt { get; }
+    internal DateTime?[] TriggeredAt => _triggeredAt ??= new DateTime?[Count];
 
-    internal DateTime?[] CompletedAt { get; }
+    internal DateTime?[] CompletedAt => _completedAt ??= new DateTime?[Count];
+
+    public ProgressStatus StatusOf(int batch) => _status?[batch] ?? ProgressStatus.YetToStart;
+
+    public DateTime? TriggeredAtOf(int batch) => _triggeredAt?[batch];
+
+    public DateTime? CompletedAtOf(int batch) => _completedAt?[batch];
 }

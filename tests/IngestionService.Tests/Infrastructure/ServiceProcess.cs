@@ -37,7 +37,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<ServiceProcess> StartAsync(string connectionString, IDictionary<string, string>? settings = null)
+    public static async Task<ServiceProcess> StartAsync(string connectionString, IDictionary<string, string>? settings = null, bool portFromEnvironment = false)
     {
         var port = FreePort();
         var directory = AppContext.BaseDirectory;
@@ -49,8 +49,17 @@ public sealed class ServiceProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add(Path.Combine(directory, "IngestionService.dll"));
-        start.ArgumentList.Add("--urls");
-        start.ArgumentList.Add($"http://127.0.0.1:{port}");
+        start.Environment.Remove("ASPNETCORE_URLS");
+        if (portFromEnvironment)
+        {
+            start.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        else
+        {
+            start.ArgumentList.Add("--urls");
+            start.ArgumentList.Add($"http://127.0.0.1:{port}");
+        }
+
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["Storage__ConnectionString"] = connectionString;
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())

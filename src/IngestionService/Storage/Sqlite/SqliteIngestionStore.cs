@@ -542,7 +542,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                     batchSize = reader.GetInt32(3);
                     started = reader.GetInt32(4);
                     completed = reader.GetInt32(5);
-                    ids = IdBlob.Unpack((byte[])reader.GetValue(6));
+                    ids = IdBlob.Read(reader, 6);
                     break;
                 case 1:
                     spans.Add(new WindowSpan(
