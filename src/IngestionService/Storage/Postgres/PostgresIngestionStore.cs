@@ -511,10 +511,11 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
 
     private void StopHeartbeat(long windowSeq)
     {
+        // Not disposed: the renewal loop may still be looking at its token, and a source without a
+        // timer holds nothing that needs it.
         if (_heartbeats.TryRemove(windowSeq, out var stop))
         {
             stop.Cancel();
-            stop.Dispose();
         }
     }
 
