@@ -37,7 +37,11 @@ public interface IIngestionStore
     /// <returns>The window, or when to ask again (like a rate-limiter lease's RetryAfter), or neither when nothing waits.</returns>
     Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, TimeSpan window, CancellationToken cancellationToken);
 
-    /// <summary>Stores the results of a running window and marks it and its ids completed.</summary>
+    /// <summary>
+    /// Stores the results of a running window and marks it and its ids completed; throws if the window is
+    /// no longer running (completed already, or taken back after its lease expired). A shared store
+    /// stamps the finish on its own clock, like the start, rather than <paramref name="finishedAt"/>.
+    /// </summary>
     Task CompleteWindowAsync(ClaimedWindow window, IReadOnlyList<string> results, DateTimeOffset finishedAt, CancellationToken cancellationToken);
 
     /// <summary>Marks a running window abandoned and puts its ids back in the queue at their original place.</summary>

@@ -90,6 +90,23 @@ public sealed class PostgresStoreContractTests : StoreContractTests
     }
 
     [Fact]
+    public async Task AnInstanceThatStopsGracefullyHandsItsWindowBackAtOnce()
+    {
+        var stopping = await CreatePostgresStoreAsync(TimeSpan.FromMinutes(10));
+        await using var other = await CreatePostgresStoreAsync(TimeSpan.FromMinutes(10));
+        await EnqueueAsync(stopping, Priority.Medium, 1, 2, 3, 4);
+        await ClaimEventuallyAsync(stopping, TinyWindow);
+
+        await stopping.DisposeAsync();
+        var next = await ClaimEventuallyAsync(other, TinyWindow);
+
+        Assert.Equal([1, 2, 3], Ids(next));
+        Assert.Equal(
+            [WindowState.Running, WindowState.Abandoned],
+            (await other.GetRecentWindowsAsync(10, Token)).Select(w => w.State));
+    }
+
+    [Fact]
     public async Task ALiveInstanceKeepsItsWindowPastTheLeaseByRenewingIt()
     {
         await using var owner = await CreatePostgresStoreAsync(ShortLease);

@@ -128,15 +128,18 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
             untilLeaseEnds = reader.IsDBNull(1) ? null : reader.GetTimeSpan(1);
         }
 
+        // Refusals still commit: windows taken back from dead instances above stay taken back.
         if (untilLeaseEnds is { } leaseLeft)
         {
             // The running window may finish any moment (its owner will not tell us), or its owner may die.
             var recheck = leaseLeft < PollInterval!.Value ? leaseLeft : PollInterval.Value;
+            await transaction.CommitAsync(cancellationToken);
             return WindowClaim.NotYet(untilSpaced is { } spaced && spaced > recheck ? spaced : recheck);
         }
 
         if (untilSpaced is { } wait && wait > TimeSpan.Zero)
         {
+            await transaction.CommitAsync(cancellationToken);
             return WindowClaim.NotYet(wait);
         }
 
@@ -184,6 +187,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
 
         if (candidates.Count == 0)
         {
+            await transaction.CommitAsync(cancellationToken);
             return WindowClaim.NothingWaits;
         }
 
