@@ -11,7 +11,10 @@ namespace IngestionService.Dispatch;
 /// start, and never before the previous window's fetches are done, because the loop is sequential),
 /// claims up to <see cref="IngestionOptions.BatchSize"/> next ids from the store in the global order,
 /// fetches them concurrently and stores the results. When nothing waits it parks until an ingestion
-/// is committed, so an idle service starts the first window the moment work arrives.
+/// is committed, so an idle service starts the first window the moment work arrives; on a store shared
+/// by several processes it also looks again every <see cref="IIngestionStore.PollInterval"/>. The
+/// limiter's decision is the store's (<see cref="IIngestionStore.ClaimWindowAsync"/>), so several
+/// processes on one database share one limit.
 /// </summary>
 public sealed partial class Dispatcher(
     IIngestionStore store,
@@ -26,8 +29,8 @@ public sealed partial class Dispatcher(
     private readonly int _batchSize = options.Value.BatchSize;
     private readonly TimeSpan _window = options.Value.Window;
     private DateTimeOffset _notBefore = DateTimeOffset.MinValue;
-    private bool _limiterLoaded;
     private volatile Task? _parkedOn;
+    private Task? _wakeUp;
 
     /// <summary>
     /// What the loop is waiting on right now (a timer, the fetches, or the wake-up signal), or null while
@@ -35,7 +38,7 @@ public sealed partial class Dispatcher(
     /// </summary>
     internal Task? ParkedOn => _parkedOn;
 
-    /// <summary>The earliest moment the next window may start.</summary>
+    /// <summary>The earliest moment this process may start its next window; the store may still say later.</summary>
     public DateTimeOffset NextWindowNotBefore => _notBefore;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -65,14 +68,8 @@ public sealed partial class Dispatcher(
     /// </summary>
     internal async Task<ClaimedWindow?> DispatchOnceAsync(CancellationToken cancellationToken)
     {
-        if (!_limiterLoaded)
-        {
-            // The rate limit holds across restarts: the log's last start counts like one of ours.
-            var lastStart = await store.GetLastWindowStartAsync(cancellationToken);
-            _notBefore = lastStart is { } start ? start + _window : DateTimeOffset.MinValue;
-            _limiterLoaded = true;
-        }
-
+        // This process's own windows are spaced on its own clock from the moment their calls left, which
+        // is a little after the claim's commit; the store's limiter then decides for every process.
         // A loop, because timers may fire a little early (they count whole milliseconds on their own
         // clock): the limit is checked against the clock itself, never against the timer's word.
         for (var now = clock.GetUtcNow(); now < _notBefore; now = clock.GetUtcNow())
@@ -80,19 +77,38 @@ public sealed partial class Dispatcher(
             await ParkAsync(Task.Delay(CeilingToMillisecond(_notBefore - now), clock, cancellationToken));
         }
 
-        // Stored in whole milliseconds, rounded up, so the logged start is never earlier than the real one.
-        var startedAt = CeilingToMillisecond(clock.GetUtcNow());
-        var window = await store.ClaimWindowAsync(startedAt, _batchSize, cancellationToken);
-        if (window is null)
+        var claim = await store.ClaimWindowAsync(clock.GetUtcNow(), _batchSize, _window, cancellationToken);
+        if (claim.Window is not { } window)
         {
-            await ParkAsync(signal.WaitAsync(cancellationToken));
+            if (claim.RetryAfter is { } retryAfter)
+            {
+                // The limiter said not yet: new work cannot change that, only time can.
+                await ParkAsync(Task.Delay(CeilingToMillisecond(retryAfter), clock, cancellationToken));
+            }
+            else if (store.PollInterval is { } poll)
+            {
+                // Other processes add work and finish windows without telling this one: look again soon.
+                // One wake-up wait is kept across polls, so a signal that arrives while this process is busy
+                // is not spent on a wait nobody watches any more (the delay carries the token).
+                var wakeUp = _wakeUp ??= signal.WaitAsync(CancellationToken.None);
+                await ParkAsync(Task.WhenAny(wakeUp, Task.Delay(poll, clock, cancellationToken)));
+                cancellationToken.ThrowIfCancellationRequested();
+                if (wakeUp.IsCompleted)
+                {
+                    _wakeUp = null;
+                }
+            }
+            else
+            {
+                await ParkAsync(signal.WaitAsync(cancellationToken));
+            }
+
             return null;
         }
 
-        // Measured again after the claim's commit, just before the first call leaves: the next window is
-        // spaced from whichever is later, so the upstream itself never sees two windows closer than Window.
-        var callsStartAt = clock.GetUtcNow();
-        _notBefore = (callsStartAt > window.StartedAt ? callsStartAt : window.StartedAt) + _window;
+        // Measured again after the claim's commit, just before the first call leaves: this process's next
+        // window is spaced from here, so the upstream itself never sees two of its windows closer than Window.
+        _notBefore = clock.GetUtcNow() + _window;
         LogWindowStarted(logger, window.Seq, window.StartedAt, new WindowItemsText(window.Items));
 
         string[] results;

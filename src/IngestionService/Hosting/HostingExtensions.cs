@@ -4,9 +4,11 @@ using System.Text.Json.Serialization;
 using IngestionService.Dispatch;
 using IngestionService.Ingest;
 using IngestionService.Storage;
+using IngestionService.Storage.Postgres;
 using IngestionService.Storage.Sqlite;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace IngestionService.Hosting;
 
@@ -62,7 +64,16 @@ public static class HostingExtensions
     {
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>();
-        services.AddSingleton<IIngestionStore, SqliteIngestionStore>();
+        services.AddSingleton<IIngestionStore>(provider =>
+        {
+            var storage = provider.GetRequiredService<IOptions<StorageOptions>>().Value;
+            return storage.IsPostgres
+                ? ActivatorUtilities.CreateInstance<PostgresIngestionStore>(provider, provider.GetRequiredService<NpgsqlDataSource>())
+                : ActivatorUtilities.CreateInstance<SqliteIngestionStore>(provider);
+        });
+
+        // One pool for the process, built only when PostgreSQL is chosen; the container disposes it after the store.
+        services.AddSingleton(provider => PostgresIngestionStore.CreateDataSource(provider.GetRequiredService<IOptions<StorageOptions>>().Value.ConnectionString));
         return services;
     }
 

@@ -13,6 +13,19 @@ public sealed class IngestionOptions
     /// <summary>The least time between two window starts.</summary>
     public TimeSpan Window { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Several instances on one database: how often an instance with nothing to do looks at the shared
+    /// queue and limiter again (work submitted elsewhere, a window finished or abandoned elsewhere).
+    /// </summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Several instances on one database: how long a running window stays its instance's without a
+    /// heartbeat (renewed every third of it). When an instance dies, its window is handed back to the
+    /// queue by the next claim after this much time, so failover takes at most Lease + PollInterval.
+    /// </summary>
+    public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Larger requests are refused with 413.</summary>
     public int MaxIdsPerRequest { get; set; } = 100_000;
 
@@ -37,6 +50,18 @@ internal sealed class IngestionOptionsValidator : IValidateOptions<IngestionOpti
         if (options.Window <= TimeSpan.Zero || options.Window > TimeSpan.FromDays(1))
         {
             failures.Add($"Ingestion:Window must be a positive duration of at most one day, such as 00:00:05 (got {options.Window}).");
+        }
+
+        // A zero poll would be a busy loop against the database.
+        if (options.PollInterval < TimeSpan.FromMilliseconds(10) || options.PollInterval > TimeSpan.FromMinutes(10))
+        {
+            failures.Add($"Ingestion:PollInterval must be between 00:00:00.010 and 00:10:00, such as 00:00:01 (got {options.PollInterval}).");
+        }
+
+        // Shorter leases would expire between heartbeats on a slow database round trip.
+        if (options.Lease < TimeSpan.FromSeconds(1) || options.Lease > TimeSpan.FromHours(1))
+        {
+            failures.Add($"Ingestion:Lease must be between 00:00:01 and 01:00:00, such as 00:00:10 (got {options.Lease}).");
         }
 
         if (options.MaxIdsPerRequest is < 1 or > 10_000_000)

@@ -9,24 +9,39 @@ namespace IngestionService.Storage;
 /// </summary>
 public interface IIngestionStore
 {
-    /// <summary>Creates or upgrades the schema and hands the ids of windows a dead process left running back to the queue.</summary>
+    /// <summary>
+    /// Creates or upgrades the schema. A store only this process writes also hands the ids of windows a
+    /// dead process left running back to the queue; a shared store does that when their lease expires.
+    /// </summary>
     Task InitializeAsync(CancellationToken cancellationToken);
 
     /// <summary>Stores a new ingestion. When this returns, the ingestion is committed and survives a crash.</summary>
     Task EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken);
 
-    /// <summary>The start of the newest window ever logged, so the rate limit holds across restarts.</summary>
-    Task<DateTimeOffset?> GetLastWindowStartAsync(CancellationToken cancellationToken);
+    /// <summary>
+    /// How often a dispatcher must ask <see cref="ClaimWindowAsync"/> again on its own while it has nothing
+    /// to do, because other processes add work and finish windows it hears nothing about; null when only
+    /// this process writes to the store, so the in-process wake-up signal is all it needs.
+    /// </summary>
+    TimeSpan? PollInterval { get; }
 
     /// <summary>
-    /// Takes up to <paramref name="maxIds"/> next ids in the global order (priority, created time,
-    /// arrival sequence, position) into a new running window started at <paramref name="startedAt"/>.
-    /// Ids handed back by an abandoned window keep their original place in that order.
-    /// Returns null when nothing waits.
+    /// The rate limiter and the queue in one transaction. Admits a window only if no other window is
+    /// running (or the running one's lease has expired: it is then abandoned and its ids requeued) and the
+    /// newest window in the log started at least <paramref name="window"/> ago; it then takes up to
+    /// <paramref name="maxIds"/> next ids in the global order (priority, created time, arrival sequence,
+    /// position) into a new running window. Ids handed back by an abandoned window keep their original
+    /// place in that order. A store only this process writes reads time from <paramref name="now"/>; a
+    /// shared store uses its own (the database's) clock so that hosts with skewed clocks agree.
     /// </summary>
-    Task<ClaimedWindow?> ClaimWindowAsync(DateTimeOffset startedAt, int maxIds, CancellationToken cancellationToken);
+    /// <returns>The window, or when to ask again (like a rate-limiter lease's RetryAfter), or neither when nothing waits.</returns>
+    Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, TimeSpan window, CancellationToken cancellationToken);
 
-    /// <summary>Stores the results of a running window and marks it and its ids completed.</summary>
+    /// <summary>
+    /// Stores the results of a running window and marks it and its ids completed; throws if the window is
+    /// no longer running (completed already, or taken back after its lease expired). A shared store
+    /// stamps the finish on its own clock, like the start, rather than <paramref name="finishedAt"/>.
+    /// </summary>
     Task CompleteWindowAsync(ClaimedWindow window, IReadOnlyList<string> results, DateTimeOffset finishedAt, CancellationToken cancellationToken);
 
     /// <summary>Marks a running window abandoned and puts its ids back in the queue at their original place.</summary>
@@ -44,6 +59,23 @@ public sealed record NewIngestion(Guid Id, Priority Priority, DateTimeOffset Cre
 
 /// <summary>One id taken into a window.</summary>
 public readonly record struct WindowItem(long IngestionSeq, Guid IngestionId, Priority Priority, int Position, int Id);
+
+/// <summary>
+/// The answer of <see cref="IIngestionStore.ClaimWindowAsync"/>: a window to run, or the time until the
+/// limiter may admit one (another window still runs, or the last one started less than a window ago),
+/// or neither when no id waits.
+/// </summary>
+public readonly record struct WindowClaim(ClaimedWindow? Window, TimeSpan? RetryAfter)
+{
+    public static WindowClaim NothingWaits => default;
+
+    public static WindowClaim Acquired(ClaimedWindow window) => new(window, null);
+
+    /// <summary>Never less than a millisecond, so a caller that waits and asks again cannot spin.</summary>
+    public static WindowClaim NotYet(TimeSpan retryAfter) => new(null, retryAfter > MinimumRetry ? retryAfter : MinimumRetry);
+
+    private static TimeSpan MinimumRetry => TimeSpan.FromMilliseconds(1);
+}
 
 /// <summary>A window the dispatcher owns until it completes or abandons it.</summary>
 public sealed record ClaimedWindow(long Seq, DateTimeOffset StartedAt, IReadOnlyList<WindowItem> Items);

@@ -7,10 +7,15 @@ public sealed class StorageOptions
 {
     public const string SectionName = "Storage";
 
-    /// <summary><c>Sqlite</c>: an embedded file, nothing to install.</summary>
+    public const string Sqlite = "Sqlite";
+    public const string Postgres = "Postgres";
+
+    /// <summary><c>Sqlite</c>: an embedded file, nothing to install; <c>Postgres</c>: one database shared by several instances.</summary>
     public string Provider { get; set; } = "Sqlite";
 
     public string ConnectionString { get; set; } = "Data Source=ingestion.db";
+
+    public bool IsPostgres => string.Equals(Provider, Postgres, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// SQLite only: when a commit reaches the disk. <see cref="SqliteSynchronous.Normal"/> (the default)
@@ -33,14 +38,28 @@ internal sealed class StorageOptionsValidator : IValidateOptions<StorageOptions>
     public ValidateOptionsResult Validate(string? name, StorageOptions options)
     {
         var failures = new List<string>();
-        if (!string.Equals(options.Provider, "Sqlite", StringComparison.OrdinalIgnoreCase))
+        var postgres = options.IsPostgres;
+        if (!postgres && !string.Equals(options.Provider, StorageOptions.Sqlite, StringComparison.OrdinalIgnoreCase))
         {
-            failures.Add($"Storage:Provider must be 'Sqlite' (got '{options.Provider}').");
+            failures.Add($"Storage:Provider must be 'Sqlite' or 'Postgres' (got '{options.Provider}').");
         }
 
         if (string.IsNullOrWhiteSpace(options.ConnectionString))
         {
-            failures.Add("Storage:ConnectionString must name the database, for example 'Data Source=ingestion.db'.");
+            failures.Add(postgres
+                ? "Storage:ConnectionString must name the database, for example 'Host=localhost;Username=ingestion;Password=...;Database=ingestion'."
+                : "Storage:ConnectionString must name the database, for example 'Data Source=ingestion.db'.");
+        }
+        else if (postgres)
+        {
+            try
+            {
+                _ = new Npgsql.NpgsqlConnectionStringBuilder(options.ConnectionString);
+            }
+            catch (ArgumentException exception)
+            {
+                failures.Add($"Storage:ConnectionString is not a valid PostgreSQL connection string: {exception.Message}");
+            }
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

@@ -23,6 +23,9 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The operating system's id of the process, as the PostgreSQL store names its windows' owner.</summary>
+    public int ProcessId => _process.Id;
+
     public HttpClient Client { get; }
 
     /// <summary>What the service wrote to stdout and stderr so far, for failure messages.</summary>

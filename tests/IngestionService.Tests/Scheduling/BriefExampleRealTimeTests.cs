@@ -7,6 +7,7 @@ namespace IngestionService.Tests.Scheduling;
 /// The brief's example in real time, with the default settings (3 ids per 5 s window, 1 s per fetch),
 /// over real HTTP against a real SQLite file. Real time is the point here: about 16 seconds.
 /// </summary>
+[Collection(nameof(RunsAlone))]
 public sealed class BriefExampleRealTimeTests
 {
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(5);

@@ -194,15 +194,10 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
     }
 
-    public async Task<DateTimeOffset?> GetLastWindowStartAsync(CancellationToken cancellationToken)
-    {
-        using var session = await RentReaderAsync(cancellationToken);
-        var command = session.Command("SELECT started_at FROM windows ORDER BY seq DESC LIMIT 1");
-        var value = await command.ExecuteScalarAsync(cancellationToken);
-        return value is long milliseconds ? DateTimeOffset.FromUnixTimeMilliseconds(milliseconds) : null;
-    }
+    /// <summary>Only this process writes the file: the wake-up signal tells the dispatcher everything.</summary>
+    public TimeSpan? PollInterval => null;
 
-    public async Task<ClaimedWindow?> ClaimWindowAsync(DateTimeOffset startedAt, int maxIds, CancellationToken cancellationToken)
+    public async Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, TimeSpan window, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxIds, 1);
         await _writeLock.WaitAsync(cancellationToken);
@@ -210,6 +205,33 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         {
             var writer = Writer;
             await using var transaction = writer.BeginTransaction(deferred: false);
+
+            // The limiter: the log's newest start counts, so the limit holds across restarts. A window still
+            // running can only be this process's own (start-up recovers the rest), and the dispatcher does
+            // not ask while it runs one; refusing anyway keeps the in-flight bound a property of the store.
+            await using (var limiter = writer.CreateCommand())
+            {
+                limiter.Transaction = transaction;
+                limiter.CommandText = """
+                    SELECT (SELECT started_at FROM windows ORDER BY seq DESC LIMIT 1),
+                           EXISTS (SELECT 1 FROM windows WHERE state = 0)
+                    """;
+                await using var reader = await limiter.ExecuteReaderAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                var notBefore = reader.IsDBNull(0) ? DateTimeOffset.MinValue : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(0)) + window;
+                if (reader.GetBoolean(1))
+                {
+                    return WindowClaim.NotYet(notBefore > now ? notBefore - now : window);
+                }
+
+                if (now < notBefore)
+                {
+                    return WindowClaim.NotYet(notBefore - now);
+                }
+            }
+
+            // Stored in whole milliseconds, rounded up, so the logged start is never earlier than the real one.
+            var startedAt = CeilingToMillisecond(now);
             var candidates = new List<Candidate>(maxIds * 2);
 
             // Ids handed back by an abandoned window: few, and ahead of their ingestion's unstarted ids.
@@ -261,7 +283,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
             if (candidates.Count == 0)
             {
-                return null;
+                return WindowClaim.NothingWaits;
             }
 
             candidates.Sort(static (a, b) => a.OrderKey.CompareTo(b.OrderKey));
@@ -321,7 +343,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             }
 
             await transaction.CommitAsync(cancellationToken);
-            return new ClaimedWindow(windowSeq, DateTimeOffset.FromUnixTimeMilliseconds(startedAt.ToUnixTimeMilliseconds()), items);
+            return WindowClaim.Acquired(new ClaimedWindow(windowSeq, DateTimeOffset.FromUnixTimeMilliseconds(startedAt.ToUnixTimeMilliseconds()), items));
         }
         finally
         {
@@ -628,6 +650,12 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
 
         _writeLock.Dispose();
+    }
+
+    private static DateTimeOffset CeilingToMillisecond(DateTimeOffset time)
+    {
+        var remainder = time.UtcTicks % TimeSpan.TicksPerMillisecond;
+        return remainder == 0 ? time : time.AddTicks(TimeSpan.TicksPerMillisecond - remainder);
     }
 
     private SqliteConnection Writer => _writer ?? throw new InvalidOperationException("The store is not initialized: call InitializeAsync at start-up.");

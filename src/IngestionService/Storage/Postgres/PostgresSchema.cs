@@ -1,0 +1,89 @@
+using System.Globalization;
+using System.Reflection;
+using Npgsql;
+
+namespace IngestionService.Storage.Postgres;
+
+/// <summary>
+/// Applies the numbered scripts embedded under <c>Storage/Postgres/Schema</c> that the database has not
+/// seen yet, in one transaction under a transaction-scoped advisory lock: when several instances start
+/// at the same moment, one applies the scripts and the others wait, then find them applied.
+/// </summary>
+internal static class PostgresSchema
+{
+    private const string ResourcePrefix = "IngestionService.Storage.Postgres.Schema.";
+
+    /// <summary>Any constant the instances agree on; this one spells "ingest" in ASCII.</summary>
+    private const long MigrationLock = 0x696E67657374;
+
+    public static async Task ApplyAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+
+        // The lock comes first: two concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog.
+        await using (var command = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1)", connection, transaction))
+        {
+            command.Parameters.AddWithValue(MigrationLock);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using (var command = new NpgsqlCommand("""
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    integer     PRIMARY KEY,
+                name       text        NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
+            )
+            """, connection, transaction))
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        var applied = new HashSet<int>();
+        await using (var query = new NpgsqlCommand("SELECT version FROM schema_migrations", connection, transaction))
+        await using (var reader = await query.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                applied.Add(reader.GetInt32(0));
+            }
+        }
+
+        foreach (var (version, name, sql) in Scripts())
+        {
+            if (applied.Contains(version))
+            {
+                continue;
+            }
+
+            await using (var apply = new NpgsqlCommand(sql, connection, transaction))
+            {
+                await apply.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await using var record = new NpgsqlCommand("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", connection, transaction);
+            record.Parameters.AddWithValue(version);
+            record.Parameters.AddWithValue(name);
+            await record.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>The embedded scripts in version order; the version is the number the file name starts with.</summary>
+    internal static IEnumerable<(int Version, string Name, string Sql)> Scripts()
+    {
+        var assembly = Assembly.GetExecutingAssembly();
+        return assembly.GetManifestResourceNames()
+            .Where(resource => resource.StartsWith(ResourcePrefix, StringComparison.Ordinal) && resource.EndsWith(".sql", StringComparison.Ordinal))
+            .Select(resource =>
+            {
+                var name = resource[ResourcePrefix.Length..];
+                var version = int.Parse(name.AsSpan(0, name.IndexOf('_', StringComparison.Ordinal)), CultureInfo.InvariantCulture);
+                using var stream = assembly.GetManifestResourceStream(resource)!;
+                using var text = new StreamReader(stream);
+                return (version, name, text.ReadToEnd());
+            })
+            .OrderBy(script => script.version);
+    }
+}

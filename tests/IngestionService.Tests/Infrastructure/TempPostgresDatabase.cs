@@ -1,0 +1,86 @@
+using System.Globalization;
+using Npgsql;
+
+namespace IngestionService.Tests.Infrastructure;
+
+/// <summary>
+/// A fresh database of its own on the PostgreSQL server named by <see cref="Variable"/>, dropped
+/// afterwards, so PostgreSQL tests run in parallel without seeing each other's rows.
+/// </summary>
+/// <remarks>
+/// Without the variable the tests that need a server are skipped with the reason shown, so a laptop
+/// without PostgreSQL still runs the rest; on the build server (<c>CI=true</c>) a missing server is a
+/// failure, never a silent skip (the habit of Npgsql's own test suite).
+/// </remarks>
+public sealed class TempPostgresDatabase : IAsyncDisposable
+{
+    public const string Variable = "INGESTION_TEST_POSTGRES";
+
+    private readonly string _serverConnectionString;
+
+    private TempPostgresDatabase(string serverConnectionString, string name)
+    {
+        _serverConnectionString = serverConnectionString;
+        Name = name;
+        ConnectionString = new NpgsqlConnectionStringBuilder(serverConnectionString) { Database = name }.ConnectionString;
+    }
+
+    public string Name { get; }
+
+    public string ConnectionString { get; }
+
+    /// <summary>The server's connection string, or a skip (locally) or a failure (on CI) saying how to provide one.</summary>
+    public static string RequireServer()
+    {
+        var connectionString = Environment.GetEnvironmentVariable(Variable);
+        if (!string.IsNullOrWhiteSpace(connectionString))
+        {
+            return connectionString;
+        }
+
+        const string how = $"set {Variable} to a PostgreSQL connection string that may create databases, e.g. \"Host=127.0.0.1;Port=5432;Username=postgres;Database=postgres\" (.ci/run starts a server and sets it)";
+        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
+        {
+            Assert.Fail($"CI=true but no PostgreSQL server for the tests: {how}.");
+        }
+
+        Assert.Skip($"No PostgreSQL server: {how}.");
+        return null!;
+    }
+
+    public static async Task<TempPostgresDatabase> CreateAsync()
+    {
+        var server = RequireServer();
+        var name = string.Create(CultureInfo.InvariantCulture, $"ingestion_test_{Guid.NewGuid():n}");
+        await using var connection = new NpgsqlConnection(server);
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using var command = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
+        await command.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+        return new TempPostgresDatabase(server, name);
+    }
+
+    /// <summary>Runs a query straight against the database, to check what was (not) stored.</summary>
+    public async Task<T> ScalarAsync<T>(string sql)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (T)(await command.ExecuteScalarAsync(TestContext.Current.CancellationToken))!;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        NpgsqlConnection.ClearAllPools();
+        try
+        {
+            await using var connection = new NpgsqlConnection(_serverConnectionString);
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Name} WITH (FORCE)", connection);
+            await command.ExecuteNonQueryAsync();
+        }
+        catch (NpgsqlException)
+        {
+            // A throwaway server is thrown away anyway; a leftover database must not fail a passing test.
+        }
+    }
+}

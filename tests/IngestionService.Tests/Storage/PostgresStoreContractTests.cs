@@ -1,0 +1,167 @@
+using IngestionService.Ingest;
+using IngestionService.Storage;
+using IngestionService.Storage.Postgres;
+using IngestionService.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace IngestionService.Tests.Storage;
+
+/// <summary>
+/// The storage contract on PostgreSQL (a database of its own on a real server), and what only a store
+/// shared by several instances has to do: serialise their claims, take back a dead instance's window.
+/// Each store here plays one instance.
+/// </summary>
+public sealed class PostgresStoreContractTests : StoreContractTests
+{
+    private static readonly TimeSpan ShortLease = TimeSpan.FromSeconds(1);
+
+    private readonly List<NpgsqlDataSource> _dataSources = [];
+    private TempPostgresDatabase? _database;
+
+    protected override async Task<IIngestionStore> CreateStoreAsync() => await CreatePostgresStoreAsync(TimeSpan.FromSeconds(10));
+
+    private async Task<PostgresIngestionStore> CreatePostgresStoreAsync(TimeSpan lease, bool initialize = true)
+    {
+        _database ??= await TempPostgresDatabase.CreateAsync();
+        var dataSource = PostgresIngestionStore.CreateDataSource(_database.ConnectionString);
+        _dataSources.Add(dataSource);
+        var store = new PostgresIngestionStore(
+            dataSource,
+            Options.Create(new IngestionOptions { Lease = lease, PollInterval = TimeSpan.FromMilliseconds(100) }),
+            NullLogger<PostgresIngestionStore>.Instance);
+        if (initialize)
+        {
+            await store.InitializeAsync(Token);
+        }
+
+        return store;
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        foreach (var dataSource in _dataSources)
+        {
+            await dataSource.DisposeAsync();
+        }
+
+        if (_database is not null)
+        {
+            await _database.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task InstancesStartingTogetherApplyTheSchemaOnce()
+    {
+        var stores = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => CreatePostgresStoreAsync(ShortLease, initialize: false)));
+
+        await Task.WhenAll(stores.Select(store => store.InitializeAsync(Token)));
+
+        Assert.Equal(1L, await _database!.ScalarAsync<long>("SELECT count(*) FROM schema_migrations"));
+        foreach (var store in stores)
+        {
+            await store.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task AWindowWhoseInstanceDiedIsTakenBackOnceItsLeaseExpiresAndItsStartStillCounts()
+    {
+        await using var dead = await CreatePostgresStoreAsync(ShortLease);
+        await using var survivor = await CreatePostgresStoreAsync(ShortLease);
+        var ingestion = await EnqueueAsync(dead, Priority.Medium, 1, 2, 3, 4);
+        var lost = await ClaimEventuallyAsync(dead, TinyWindow);
+        dead.StopRenewingLeases();
+
+        var whileLeased = await ClaimAsync(survivor, TinyWindow);
+        var retried = await ClaimEventuallyAsync(survivor, TinyWindow);
+
+        Assert.Null(whileLeased.Window);
+        Assert.Equal([1, 2, 3], Ids(retried));
+        Assert.True(retried.StartedAt - lost.StartedAt >= ShortLease, $"taken back {retried.StartedAt - lost.StartedAt} after it started, before its lease of {ShortLease} ran out");
+        var log = await survivor.GetRecentWindowsAsync(10, Token);
+        Assert.Equal([WindowState.Running, WindowState.Abandoned], log.Select(w => w.State));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => CompleteAsync(dead, lost));
+        await CompleteAsync(survivor, retried);
+        Assert.Equal(3, (await survivor.GetIngestionAsync(ingestion, Token))!.Completed);
+    }
+
+    [Fact]
+    public async Task AnInstanceThatStopsGracefullyHandsItsWindowBackAtOnce()
+    {
+        var stopping = await CreatePostgresStoreAsync(TimeSpan.FromMinutes(10));
+        await using var other = await CreatePostgresStoreAsync(TimeSpan.FromMinutes(10));
+        await EnqueueAsync(stopping, Priority.Medium, 1, 2, 3, 4);
+        await ClaimEventuallyAsync(stopping, TinyWindow);
+
+        await stopping.DisposeAsync();
+        var next = await ClaimEventuallyAsync(other, TinyWindow);
+
+        Assert.Equal([1, 2, 3], Ids(next));
+        Assert.Equal(
+            [WindowState.Running, WindowState.Abandoned],
+            (await other.GetRecentWindowsAsync(10, Token)).Select(w => w.State));
+    }
+
+    [Fact]
+    public async Task ALiveInstanceKeepsItsWindowPastTheLeaseByRenewingIt()
+    {
+        await using var owner = await CreatePostgresStoreAsync(ShortLease);
+        await using var other = await CreatePostgresStoreAsync(ShortLease);
+        await EnqueueAsync(owner, Priority.Medium, 1, 2, 3, 4);
+        var window = await ClaimEventuallyAsync(owner, TinyWindow);
+
+        // Three leases long, every claim of the other instance is refused: the heartbeat keeps the window.
+        var deadline = DateTime.UtcNow + (3 * ShortLease);
+        while (DateTime.UtcNow < deadline)
+        {
+            Assert.Null((await ClaimAsync(other, TinyWindow)).Window);
+            await Task.Delay(TimeSpan.FromMilliseconds(100), Token);
+        }
+
+        await CompleteAsync(owner, window);
+        var next = await ClaimEventuallyAsync(other, TinyWindow);
+        Assert.Equal([4], Ids(next));
+    }
+
+    [Fact]
+    public async Task ManyInstancesClaimingAtOnceAdmitOneWindowAtATimeInOrderAndSpaced()
+    {
+        var window = TimeSpan.FromMilliseconds(50);
+        var instances = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => CreatePostgresStoreAsync(ShortLease)));
+        var ids = Enumerable.Range(1, 30).ToArray();
+        await EnqueueAsync(instances[0], Priority.Medium, ids);
+
+        // Every instance claims as fast as it can and completes at once; the store alone keeps them apart.
+        await Task.WhenAll(instances.Select(async instance =>
+        {
+            while (true)
+            {
+                var claim = await ClaimAsync(instance, window);
+                if (claim.Window is { } claimed)
+                {
+                    await CompleteAsync(instance, claimed);
+                }
+                else if (claim.RetryAfter is null)
+                {
+                    return;
+                }
+            }
+        }));
+
+        var log = (await instances[0].GetRecentWindowsAsync(100, Token)).Reverse().ToList();
+        Assert.Equal(ids.AsEnumerable(), log.SelectMany(w => w.Items.SelectMany(i => i.Ids)));
+        Assert.All(log.Zip(log.Skip(1)), pair =>
+        {
+            Assert.True(pair.Second.StartedAt - pair.First.StartedAt >= window, $"windows {pair.First.Seq} and {pair.Second.Seq} started {pair.Second.StartedAt - pair.First.StartedAt} apart");
+            Assert.True(pair.Second.StartedAt >= pair.First.FinishedAt, $"window {pair.Second.Seq} started before window {pair.First.Seq} finished");
+        });
+        foreach (var instance in instances)
+        {
+            await instance.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using IngestionService.Ingest;
+using IngestionService.Storage;
+
+namespace IngestionService.Tests.Storage;
+
+/// <summary>Choosing the store and tuning several instances: every refusal names the key to set.</summary>
+public sealed class StorageConfigurationTests
+{
+    [Theory]
+    [InlineData("Sqlite", "Data Source=ingestion.db")]
+    [InlineData("postgres", "Host=db;Username=ingestion;Database=ingestion")]
+    public void BothProvidersAreAccepted(string provider, string connectionString)
+    {
+        var result = new StorageOptionsValidator().Validate(null, new StorageOptions { Provider = provider, ConnectionString = connectionString });
+
+        Assert.True(result.Succeeded, result.FailureMessage);
+    }
+
+    [Fact]
+    public void AnUnknownProviderIsRefusedNamingTheChoices()
+    {
+        var result = new StorageOptionsValidator().Validate(null, new StorageOptions { Provider = "Oracle" });
+
+        Assert.Contains("Storage:Provider must be 'Sqlite' or 'Postgres' (got 'Oracle')", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AnUnreadablePostgresConnectionStringIsRefusedAtStart()
+    {
+        var result = new StorageOptionsValidator().Validate(null, new StorageOptions { Provider = "Postgres", ConnectionString = "Hots=db" });
+
+        Assert.Contains("Storage:ConnectionString is not a valid PostgreSQL connection string", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("00:00:00", "00:00:10", "Ingestion:PollInterval")]
+    [InlineData("00:00:01", "00:00:00.500", "Ingestion:Lease")]
+    public void APollThatWouldSpinOrALeaseShorterThanAHeartbeatIsRefused(string pollInterval, string lease, string key)
+    {
+        var options = new IngestionOptions { PollInterval = TimeSpan.Parse(pollInterval, System.Globalization.CultureInfo.InvariantCulture), Lease = TimeSpan.Parse(lease, System.Globalization.CultureInfo.InvariantCulture) };
+
+        var result = new IngestionOptionsValidator().Validate(null, options);
+
+        Assert.StartsWith($"{key} must be", result.FailureMessage, StringComparison.Ordinal);
+    }
+}
