@@ -83,6 +83,7 @@ public sealed partial class Dispatcher(
             if (claim.RetryAfter is { } retryAfter)
             {
                 // The limiter said not yet: new work cannot change that, only time can.
+                _notBefore = clock.GetUtcNow() + retryAfter;
                 await ParkAsync(Task.Delay(CeilingToMillisecond(retryAfter), clock, cancellationToken));
             }
             else if (store.PollInterval is { } poll)

@@ -1,4 +1,5 @@
 using System.Buffers;
+using IngestionService.Dispatch;
 using IngestionService.Storage;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -97,12 +98,20 @@ public static class IngestionApi
     public static async Task<Results<StatusJsonResult, ProblemHttpResult>> GetStatusAsync(
         string ingestionId,
         IIngestionStore store,
+        Dispatcher dispatcher,
+        TimeProvider clock,
+        IOptions<IngestionOptions> options,
         CancellationToken cancellationToken)
     {
         var snapshot = Guid.TryParse(ingestionId, out var id) ? await store.GetIngestionAsync(id, cancellationToken) : null;
-        return snapshot is null
-            ? Problem(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.")
-            : new StatusJsonResult(snapshot);
+        if (snapshot is null)
+        {
+            return Problem(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.");
+        }
+
+        var now = clock.GetUtcNow();
+        var next = dispatcher.NextWindowNotBefore > now ? dispatcher.NextWindowNotBefore : now;
+        return new StatusJsonResult(snapshot, new WaitEstimate(next, options.Value.Window, options.Value.BatchSize));
     }
 
     private static ProblemHttpResult BodyTooLarge(IngestionOptions limits) =>

@@ -15,17 +15,17 @@ namespace IngestionService.Ingest;
 /// </summary>
 public static class StatusJson
 {
-    /// <summary>Room for one batch without its ids: the names, a UUID, a status and two times (about 170 bytes).</summary>
-    private const int BatchBytesWithoutIds = 256;
+    /// <summary>Room for one batch without its ids: the names, a UUID, a status and three times (about 200 bytes).</summary>
+    private const int BatchBytesWithoutIds = 320;
 
     /// <summary>Room for one id and its comma: ten digits at most (1 000 000 007).</summary>
     private const int BytesPerId = 11;
 
-    public static void Write(IBufferWriter<byte> output, IngestionSnapshot snapshot)
+    public static void Write(IBufferWriter<byte> output, IngestionSnapshot snapshot, WaitEstimate? estimate = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(snapshot);
-        var progress = StatusReport.Derive(snapshot);
+        var progress = StatusReport.Derive(snapshot, estimate);
         var span = output.GetSpan(512);
         var n = 0;
         Append(span, ref n, "{\"ingestion_id\":\""u8);
@@ -43,6 +43,17 @@ public static class StatusJson
         AppendNumber(span, ref n, snapshot.Started);
         Append(span, ref n, ",\"completed_ids\":"u8);
         AppendNumber(span, ref n, snapshot.Completed);
+        Append(span, ref n, ",\"ids_ahead\":"u8);
+        if (progress.IdsAhead is { } ahead)
+        {
+            Utf8Formatter.TryFormat(ahead, span[n..], out written);
+            n += written;
+        }
+        else
+        {
+            Append(span, ref n, "null"u8);
+        }
+
         Append(span, ref n, ",\"batches\":["u8);
         output.Advance(n);
 
@@ -71,8 +82,10 @@ public static class StatusJson
 
             if (progress.StatusOf(batch) == ProgressStatus.YetToStart)
             {
-                // Most batches of a large ingestion are waiting, and their tail is always the same.
-                Append(span, ref n, "],\"status\":\"yet_to_start\",\"triggered_at\":null,\"completed_at\":null}"u8);
+                // Most batches of a large ingestion are waiting, and their tail is nearly always the same.
+                Append(span, ref n, "],\"status\":\"yet_to_start\",\"triggered_at\":null,\"completed_at\":null,\"estimated_start_at\":"u8);
+                AppendTime(span, ref n, progress.EstimatedStartOf(batch));
+                span[n++] = (byte)'}';
             }
             else
             {
@@ -82,7 +95,7 @@ public static class StatusJson
                 AppendTime(span, ref n, progress.TriggeredAtOf(batch));
                 Append(span, ref n, ",\"completed_at\":"u8);
                 AppendTime(span, ref n, progress.CompletedAtOf(batch));
-                span[n++] = (byte)'}';
+                Append(span, ref n, ",\"estimated_start_at\":null}"u8);
             }
 
             output.Advance(n);
@@ -132,10 +145,10 @@ public static class StatusJson
 /// The 200 answer of <c>GET /status/{id}</c>, written by <see cref="StatusJson"/>. It declares
 /// <see cref="IngestionStatus"/> as its response type, so OpenAPI describes the real shape.
 /// </summary>
-public sealed class StatusJsonResult(IngestionSnapshot snapshot) : IResult, IEndpointMetadataProvider, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<IngestionStatus>
+public sealed class StatusJsonResult(IngestionSnapshot snapshot, WaitEstimate? estimate = null) : IResult, IEndpointMetadataProvider, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<IngestionStatus>
 {
     /// <summary>The answer as a record (built on demand: the response itself is written without it).</summary>
-    public IngestionStatus Value => StatusReport.Build(snapshot);
+    public IngestionStatus Value => StatusReport.Build(snapshot, estimate);
 
     object? IValueHttpResult.Value => Value;
 
@@ -147,7 +160,7 @@ public sealed class StatusJsonResult(IngestionSnapshot snapshot) : IResult, IEnd
         var response = httpContext.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "application/json; charset=utf-8";
-        StatusJson.Write(response.BodyWriter, snapshot);
+        StatusJson.Write(response.BodyWriter, snapshot, estimate);
         await response.BodyWriter.FlushAsync(httpContext.RequestAborted);
     }
 

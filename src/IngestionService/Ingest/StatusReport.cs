@@ -26,10 +26,25 @@ public sealed record IngestionStatus(
     int TotalIds,
     int StartedIds,
     int CompletedIds,
+    long? IdsAhead,
     IReadOnlyList<BatchStatus> Batches);
 
-/// <summary>One batch: the request's ids in order, chunked by the batch size.</summary>
-public sealed record BatchStatus(Guid BatchId, int[] Ids, ProgressStatus Status, DateTime? TriggeredAt, DateTime? CompletedAt);
+/// <summary>
+/// One batch: the request's ids in order, chunked by the batch size. A batch still waiting also says
+/// when it is expected to start.
+/// </summary>
+public sealed record BatchStatus(Guid BatchId, int[] Ids, ProgressStatus Status, DateTime? TriggeredAt, DateTime? CompletedAt, DateTime? EstimatedStartAt);
+
+/// <summary>
+/// What the dispatcher knows about the future: when it may admit its next window, how far apart windows
+/// are and how many ids each takes. The rate is the bottleneck, so while no higher-priority work arrives
+/// the estimate is exact: every window ahead is full.
+/// </summary>
+public readonly record struct WaitEstimate(DateTimeOffset NextAdmission, TimeSpan Window, int WindowSize)
+{
+    /// <summary>When the id that has <paramref name="idsAhead"/> ids waiting before it will start.</summary>
+    public DateTime StartOf(long idsAhead) => (NextAdmission + (Window * (idsAhead / WindowSize))).UtcDateTime;
+}
 
 /// <summary>
 /// Derives per-batch states and times from an ingestion's counters and its window spans. Nothing here is
@@ -40,9 +55,9 @@ public sealed record BatchStatus(Guid BatchId, int[] Ids, ProgressStatus Status,
 public static class StatusReport
 {
     /// <summary>The status answer as records: the documented shape, for OpenAPI and for tests.</summary>
-    public static IngestionStatus Build(IngestionSnapshot snapshot)
+    public static IngestionStatus Build(IngestionSnapshot snapshot, WaitEstimate? estimate = null)
     {
-        var progress = Derive(snapshot);
+        var progress = Derive(snapshot, estimate);
         var ids = snapshot.Ids;
         var size = snapshot.BatchSize;
         var batchIds = BatchIds.Of(snapshot.Id);
@@ -55,18 +70,19 @@ public static class StatusReport
                 ids[first..Math.Min(first + size, ids.Length)],
                 progress.StatusOf(batch),
                 progress.TriggeredAtOf(batch),
-                progress.CompletedAtOf(batch));
+                progress.CompletedAtOf(batch),
+                progress.EstimatedStartOf(batch));
         }
 
-        return new IngestionStatus(snapshot.Id, progress.Overall, snapshot.Priority, snapshot.CreatedAt.UtcDateTime, ids.Length, snapshot.Started, snapshot.Completed, batches);
+        return new IngestionStatus(snapshot.Id, progress.Overall, snapshot.Priority, snapshot.CreatedAt.UtcDateTime, ids.Length, snapshot.Started, snapshot.Completed, progress.IdsAhead, batches);
     }
 
     /// <summary>Each batch's status and times, and the overall status, without building a record per batch.</summary>
-    public static BatchProgress Derive(IngestionSnapshot snapshot)
+    public static BatchProgress Derive(IngestionSnapshot snapshot, WaitEstimate? estimate = null)
     {
         var ids = snapshot.Ids;
         var size = snapshot.BatchSize;
-        var progress = new BatchProgress((ids.Length + size - 1) / size);
+        var progress = new BatchProgress((ids.Length + size - 1) / size, snapshot, estimate);
         if (snapshot.Started == 0)
         {
             return progress; // all yet_to_start, no times: the usual answer for work still waiting
@@ -126,15 +142,25 @@ public static class StatusReport
 /// <remarks>Nothing is allocated per batch while nothing has started, the usual case for a long backlog.</remarks>
 public sealed class BatchProgress
 {
+    private readonly IngestionSnapshot _snapshot;
+    private readonly WaitEstimate? _estimate;
     private ProgressStatus[]? _status;
     private DateTime?[]? _triggeredAt;
     private DateTime?[]? _completedAt;
 
-    internal BatchProgress(int count) => Count = count;
+    internal BatchProgress(int count, IngestionSnapshot snapshot, WaitEstimate? estimate)
+    {
+        Count = count;
+        _snapshot = snapshot;
+        _estimate = estimate;
+    }
 
     public int Count { get; }
 
     public ProgressStatus Overall { get; internal set; }
+
+    /// <summary>Ids waiting ahead of the first unstarted id; null once every id has started.</summary>
+    public long? IdsAhead => _snapshot.Started < _snapshot.Ids.Length ? _snapshot.IdsAhead : null;
 
     internal ProgressStatus[] Status => _status ??= new ProgressStatus[Count];
 
@@ -147,4 +173,10 @@ public sealed class BatchProgress
     public DateTime? TriggeredAtOf(int batch) => _triggeredAt?[batch];
 
     public DateTime? CompletedAtOf(int batch) => _completedAt?[batch];
+
+    /// <summary>When a waiting batch's first id is expected to start; null for a batch that has started.</summary>
+    public DateTime? EstimatedStartOf(int batch) =>
+        _estimate is { } estimate && StatusOf(batch) == ProgressStatus.YetToStart
+            ? estimate.StartOf(_snapshot.IdsAhead + ((long)batch * _snapshot.BatchSize) - _snapshot.Started)
+            : null;
 }

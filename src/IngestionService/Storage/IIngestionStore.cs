@@ -52,6 +52,12 @@ public interface IIngestionStore
 
     /// <summary>The newest windows, newest first.</summary>
     Task<IReadOnlyList<WindowRecord>> GetRecentWindowsAsync(int limit, CancellationToken cancellationToken);
+
+    /// <summary>How many ids wait, by priority.</summary>
+    Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken);
+
+    /// <summary>Throws unless the store answers a query now, on a fresh connection (the readiness probe).</summary>
+    Task ProbeAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>An accepted request, as it is stored.</summary>
@@ -90,7 +96,11 @@ public enum WindowState
 /// <summary>A run of consecutive positions of one ingestion that one window took.</summary>
 public readonly record struct WindowSpan(int FirstPosition, int Count, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, WindowState State);
 
-/// <summary>An ingestion and its progress, as the status endpoint needs it.</summary>
+/// <summary>
+/// An ingestion and its progress, as the status endpoint needs it. <see cref="IdsAhead"/> counts the ids
+/// that wait ahead of this ingestion's first unstarted id in the global order (its own requeued ones
+/// included); zero once everything has started.
+/// </summary>
 public sealed record IngestionSnapshot(
     Guid Id,
     Priority Priority,
@@ -100,7 +110,21 @@ public sealed record IngestionSnapshot(
     int Started,
     int Completed,
     IReadOnlyList<WindowSpan> Spans,
-    IReadOnlyList<int> Requeued);
+    IReadOnlyList<int> Requeued,
+    long IdsAhead = 0);
+
+/// <summary>How many ids wait, by priority, ids handed back by abandoned windows included.</summary>
+public readonly record struct QueueDepth(long High, long Medium, long Low)
+{
+    public long Total => High + Medium + Low;
+
+    public long Of(Priority priority) => priority switch
+    {
+        Priority.High => High,
+        Priority.Medium => Medium,
+        _ => Low,
+    };
+}
 
 /// <summary>One entry of the window log.</summary>
 public sealed record WindowRecord(long Seq, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, WindowState State, IReadOnlyList<WindowRecordItem> Items);

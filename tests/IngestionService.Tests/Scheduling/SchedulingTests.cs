@@ -214,5 +214,24 @@ public sealed class SchedulingTests : IDisposable
         Assert.Equal(ProgressStatus.Triggered, status.Batches[1].Status);
     }
 
+    [Fact]
+    public async Task WaitEstimatesMatchTheActualStartsWhileNoHigherPriorityWorkArrives()
+    {
+        await using var harness = await SchedulingHarness.StartAsync(_database);
+        await harness.SubmitAsync(Priority.High, 1, 2, 3, 4, 5);
+        var medium = await harness.SubmitAsync(Priority.Medium, 6, 7, 8, 9, 10, 11, 12);
+        await harness.AdvanceToAsync(TimeSpan.FromMilliseconds(500));
+
+        var snapshot = await harness.Store.GetIngestionAsync(medium, CancellationToken.None);
+        var estimate = new WaitEstimate(harness.Dispatcher.NextWindowNotBefore, 5 * Second, 3);
+        var estimated = StatusReport.Build(snapshot!, estimate);
+        Assert.Equal(2, estimated.IdsAhead);
+
+        await harness.AdvanceToAsync(20 * Second);
+        var actual = await harness.StatusAsync(medium);
+        Assert.Equal(estimated.Batches.Select(b => b.EstimatedStartAt), actual.Batches.Select(b => b.TriggeredAt));
+        Assert.Equal([5 * Second, 10 * Second, 15 * Second], actual.Batches.Select(b => b.TriggeredAt!.Value - SchedulingHarness.T0.UtcDateTime));
+    }
+
     private static int[] Ids(WindowRecord window) => [.. window.Items.SelectMany(item => item.Ids)];
 }

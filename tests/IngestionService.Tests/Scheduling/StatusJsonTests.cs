@@ -20,8 +20,10 @@ public sealed class StatusJsonTests
     {
         var snapshot = SnapshotNamed(name);
 
-        var written = JsonDocument.Parse(Write(snapshot)).RootElement;
-        var serialized = JsonDocument.Parse(JsonSerializer.Serialize(StatusReport.Build(snapshot), SnakeCase)).RootElement;
+        var estimate = new WaitEstimate(T0.AddSeconds(7), TimeSpan.FromSeconds(5), 3);
+
+        var written = JsonDocument.Parse(Write(snapshot, estimate)).RootElement;
+        var serialized = JsonDocument.Parse(JsonSerializer.Serialize(StatusReport.Build(snapshot, estimate), SnakeCase)).RootElement;
 
         AssertSame(serialized, written, "$");
     }
@@ -57,20 +59,20 @@ public sealed class StatusJsonTests
             new(first, count, T0.AddMilliseconds(start), finish is { } f ? T0.AddMilliseconds(f) : null, state);
         return name switch
         {
-            "waiting" => new(Guid.CreateVersion7(), Priority.Medium, T0, 3, ids, 0, 0, [], []),
+            "waiting" => new(Guid.CreateVersion7(), Priority.Medium, T0, 3, ids, 0, 0, [], [], IdsAhead: 4),
             "running" => new(Guid.CreateVersion7(), Priority.High, T0, 3, ids, 3, 0, [Span(0, 3, 5, null, WindowState.Running)], []),
-            "split over windows" => new(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 5, 2, [Span(0, 2, 0, 1001, WindowState.Completed), Span(2, 3, 5000, null, WindowState.Running)], []),
+            "split over windows" => new(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 5, 2, [Span(0, 2, 0, 1001, WindowState.Completed), Span(2, 3, 5000, null, WindowState.Running)], [], IdsAhead: 1),
             "refetching" => new(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 3, 0, [Span(0, 3, 0, null, WindowState.Abandoned)], [0, 1, 2]),
             "completed" => new(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 7, 7, [Span(0, 3, 0, 1000, WindowState.Completed), Span(3, 3, 5000, 6000, WindowState.Completed), Span(6, 1, 10_000, 11_010, WindowState.Completed)], []),
             _ => new(Guid.CreateVersion7(), Priority.Low, T0, 3, [.. Enumerable.Range(1, 3000)], 0, 0, [], []),
         };
     }
 
-    private static byte[] Write(IngestionSnapshot snapshot)
+    private static byte[] Write(IngestionSnapshot snapshot, WaitEstimate? estimate = null)
     {
         // Starts small, so the writer must ask for room before every part it writes.
         var output = new ArrayBufferWriter<byte>(16);
-        StatusJson.Write(output, snapshot);
+        StatusJson.Write(output, snapshot, estimate);
         return output.WrittenSpan.ToArray();
     }
 

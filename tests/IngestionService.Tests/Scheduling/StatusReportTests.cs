@@ -96,6 +96,31 @@ public sealed class StatusReportTests
     }
 
     [Fact]
+    public void WaitingBatchesAreEstimatedFromTheIdsAheadAndTheRate()
+    {
+        var next = T0.AddSeconds(2);
+        var snapshot = Snapshot(started: 0) with { IdsAhead = 4 };
+
+        var status = StatusReport.Build(snapshot, new WaitEstimate(next, TimeSpan.FromSeconds(5), 3));
+
+        Assert.Equal(4, status.IdsAhead);
+        Assert.Equal(
+            [next.AddSeconds(5).UtcDateTime, next.AddSeconds(10).UtcDateTime, next.AddSeconds(15).UtcDateTime],
+            status.Batches.Select(b => b.EstimatedStartAt));
+    }
+
+    [Fact]
+    public void StartedBatchesHaveNoEstimateAndNothingIsAheadOnceAllStarted()
+    {
+        var spans = new[] { Span(0, 3, 0, 1, WindowState.Completed), Span(3, 3, 5, 6, WindowState.Completed), Span(6, 1, 10, null, WindowState.Running) };
+
+        var status = StatusReport.Build(Snapshot(started: 7, completed: 6, spans: spans), new WaitEstimate(T0, TimeSpan.FromSeconds(5), 3));
+
+        Assert.Null(status.IdsAhead);
+        Assert.All(status.Batches, b => Assert.Null(b.EstimatedStartAt));
+    }
+
+    [Fact]
     public void BatchIdsOfDifferentIngestionsDiffer()
     {
         var one = BatchIds.Of(Guid.CreateVersion7());

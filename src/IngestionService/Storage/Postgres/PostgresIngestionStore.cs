@@ -465,8 +465,45 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
             }
         }
 
+        long idsAhead = 0;
+        if (started < ids.Length)
+        {
+            await using var command = new NpgsqlCommand("""
+                SELECT (SELECT coalesce(sum(p.total - p.started), 0) FROM ingestions p
+                        WHERE p.started < p.total AND (p.priority, p.created_at, p.seq) < (i.priority, i.created_at, i.seq))
+                     + (SELECT count(*) FROM requeued q JOIN ingestions r ON r.seq = q.ingestion_seq
+                        WHERE (r.priority, r.created_at, r.seq) <= (i.priority, i.created_at, i.seq))
+                FROM ingestions i WHERE i.seq = $1
+                """, connection, transaction);
+            command.Parameters.AddWithValue(seq);
+            idsAhead = Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         await transaction.CommitAsync(cancellationToken);
-        return new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued);
+        return new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued, idsAhead);
+    }
+
+    public async Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("""
+            SELECT priority, sum(total - started)::bigint FROM ingestions WHERE started < total GROUP BY priority
+            UNION ALL
+            SELECT i.priority, count(*) FROM requeued q JOIN ingestions i ON i.seq = q.ingestion_seq GROUP BY i.priority
+            """);
+        var waiting = new long[3];
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            waiting[reader.GetInt16(0)] += reader.GetInt64(1);
+        }
+
+        return new QueueDepth(waiting[(int)Priority.High], waiting[(int)Priority.Medium], waiting[(int)Priority.Low]);
+    }
+
+    public async Task ProbeAsync(CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("SELECT 1");
+        await command.ExecuteScalarAsync(cancellationToken);
     }
 
     public async Task<IReadOnlyList<WindowRecord>> GetRecentWindowsAsync(int limit, CancellationToken cancellationToken)

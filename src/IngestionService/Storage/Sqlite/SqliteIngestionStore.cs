@@ -536,7 +536,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         // One statement, so the counters, the spans and the requeued positions come from one snapshot
         // without the cost of BEGIN and COMMIT around three queries. The first column says what a row is.
         var command = session.Command("""
-            WITH i AS (SELECT seq, priority, created_at, batch_size, started, completed, ids FROM ingestions WHERE id = $id)
+            WITH i AS (SELECT seq, priority, created_at, batch_size, started, completed, total, ids FROM ingestions WHERE id = $id)
             SELECT 0, priority, created_at, batch_size, started, completed, ids FROM i
             UNION ALL
             SELECT 1, wi.first_pos, wi.count, w.started_at, w.finished_at, w.state, NULL
@@ -544,6 +544,14 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             UNION ALL
             SELECT 2, q.position, NULL, NULL, NULL, NULL, NULL
             FROM i JOIN requeued q ON q.ingestion_seq = i.seq
+            UNION ALL
+            SELECT 3,
+                (SELECT coalesce(sum(p.total - p.started), 0) FROM ingestions p
+                 WHERE p.started < p.total AND (p.priority, p.created_at, p.seq) < (i.priority, i.created_at, i.seq))
+              + (SELECT count(*) FROM requeued q JOIN ingestions r ON r.seq = q.ingestion_seq
+                 WHERE (r.priority, r.created_at, r.seq) <= (i.priority, i.created_at, i.seq)),
+                NULL, NULL, NULL, NULL, NULL
+            FROM i WHERE i.started < i.total
             """, "$id");
         command.Parameters[0].Value = ingestionId.ToByteArray();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -554,6 +562,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         int[]? ids = null;
         var spans = new List<WindowSpan>();
         var requeued = new List<int>();
+        long idsAhead = 0;
         while (await reader.ReadAsync(cancellationToken))
         {
             switch (reader.GetInt32(0))
@@ -574,13 +583,16 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                         reader.IsDBNull(4) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4)),
                         (WindowState)reader.GetInt32(5)));
                     break;
-                default:
+                case 2:
                     requeued.Add(reader.GetInt32(1));
+                    break;
+                default:
+                    idsAhead = reader.GetInt64(1);
                     break;
             }
         }
 
-        return ids is null ? null : new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued);
+        return ids is null ? null : new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued, idsAhead);
     }
 
     public async Task<IReadOnlyList<WindowRecord>> GetRecentWindowsAsync(int limit, CancellationToken cancellationToken)
@@ -615,6 +627,36 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
 
         return windows;
+    }
+
+    public async Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken)
+    {
+        using var session = await RentReaderAsync(cancellationToken);
+        var command = session.Command("""
+            SELECT priority, sum(total - started) FROM ingestions WHERE started < total GROUP BY priority
+            UNION ALL
+            SELECT i.priority, count(*) FROM requeued q JOIN ingestions i ON i.seq = q.ingestion_seq GROUP BY i.priority
+            """);
+        var waiting = new long[3];
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            waiting[reader.GetInt32(0)] += reader.GetInt64(1);
+        }
+
+        return new QueueDepth(waiting[(int)Priority.High], waiting[(int)Priority.Medium], waiting[(int)Priority.Low]);
+    }
+
+    public async Task ProbeAsync(CancellationToken cancellationToken)
+    {
+        // A fresh connection that may not create the file: a deleted or unmounted database fails here,
+        // where pooled connections would go on reading a file that is no longer there.
+        var builder = new SqliteConnectionStringBuilder(_connectionString) { Pooling = false, Mode = SqliteOpenMode.ReadWrite };
+        await using var connection = new SqliteConnection(builder.ConnectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT count(*) FROM schema_migrations";
+        await command.ExecuteScalarAsync(cancellationToken);
     }
 
     public async ValueTask DisposeAsync()
