@@ -1,6 +1,7 @@
 using IngestionService.Dispatch;
 using IngestionService.Hosting;
 using IngestionService.Ingest;
+using IngestionService.Observability;
 using IngestionService.Upstream;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -10,12 +11,16 @@ builder.Services.AddIngestionApi();     // request limits, JSON shapes, the subm
 builder.Services.AddStorage();          // the durable source of truth (SQLite by default)
 builder.Services.AddUpstream();         // the external API the ids are fetched from
 builder.Services.AddDispatcher();       // the one loop that admits windows under the rate limit
+builder.Services.AddObservability();    // /metrics (Prometheus), /health/live, /health/ready
+builder.Services.AddApiDocumentation(); // /openapi/v1.json and the /docs reference
 
 var app = builder.Build();
 app.UseExceptionHandler();              // unexpected failures become problem+json, never a stack trace
 app.UseStatusCodePages();               // so do unknown routes and methods
 app.MapIngestionApi();
 app.MapWindowLogApi();
+app.MapObservability();
+app.MapApiDocumentation();
 
 await app.InitializeStorageAsync();     // schema and crash recovery before the first request
 await app.RunAsync();

@@ -83,6 +83,10 @@ public static class HostingExtensions
         services.AddSingleton<DispatchSignal>();
         services.AddSingleton<Dispatcher>();
         services.AddHostedService(provider => provider.GetRequiredService<Dispatcher>());
+
+        // The host must wait for the window in flight to finish (Ingestion:ShutdownTimeout) before giving up.
+        services.AddOptions<HostOptions>().Configure<IOptions<IngestionOptions>>((host, ingestion) =>
+            host.ShutdownTimeout = ingestion.Value.ShutdownTimeout + TimeSpan.FromSeconds(5));
         return services;
     }
 

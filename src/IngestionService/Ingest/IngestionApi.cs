@@ -14,11 +14,17 @@ public static class IngestionApi
     {
         app.MapPost("/ingest", IngestAsync)
             .WithName("Ingest")
-            .WithSummary("Submit ids to fetch, with a priority; answers 202 at once with the ingestion id.");
+            .WithSummary("Submit ids to fetch, with a priority; answers 202 at once with the ingestion id.")
+            .Accepts<IngestRequest>("application/json")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity);
 
         app.MapGet("/status/{ingestionId}", GetStatusAsync)
             .WithName("GetStatus")
-            .WithSummary("Where an ingestion and each of its batches stand.");
+            .WithSummary("Where an ingestion and each of its batches stand, and when waiting batches should start.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         return app;
     }
@@ -121,6 +127,11 @@ public static class IngestionApi
     private static ProblemHttpResult Problem(int status, string title, string? detail) =>
         TypedResults.Problem(detail: detail, statusCode: status, title: title);
 }
+
+/// <summary>The body of <c>POST /ingest</c> (read by <see cref="IngestRequestParser"/>; declared here for OpenAPI).</summary>
+/// <param name="Ids">1 to Ingestion:MaxIdsPerRequest JSON integers, each in 1 ..= 1000000007; duplicates are processed as given.</param>
+/// <param name="Priority">HIGH, MEDIUM or LOW.</param>
+public sealed record IngestRequest(int[] Ids, Priority Priority);
 
 /// <summary>The answer of <c>POST /ingest</c>.</summary>
 public sealed record IngestAccepted(Guid IngestionId);

@@ -26,6 +26,12 @@ public sealed class IngestionOptions
     /// </summary>
     public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long a stopping service lets the window in flight finish before it hands the window's ids back
+    /// to the queue. The host waits this long plus five seconds before it gives up on a clean stop.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Larger requests are refused with 413.</summary>
     public int MaxIdsPerRequest { get; set; } = 100_000;
 
@@ -62,6 +68,11 @@ internal sealed class IngestionOptionsValidator : IValidateOptions<IngestionOpti
         if (options.Lease < TimeSpan.FromSeconds(1) || options.Lease > TimeSpan.FromHours(1))
         {
             failures.Add($"Ingestion:Lease must be between 00:00:01 and 01:00:00, such as 00:00:10 (got {options.Lease}).");
+        }
+
+        if (options.ShutdownTimeout < TimeSpan.Zero || options.ShutdownTimeout > TimeSpan.FromMinutes(5))
+        {
+            failures.Add($"Ingestion:ShutdownTimeout must be between 00:00:00 and 00:05:00 (got {options.ShutdownTimeout}).");
         }
 
         if (options.MaxIdsPerRequest is < 1 or > 10_000_000)

@@ -13,7 +13,7 @@ public sealed class IngestionSubmitter(IIngestionStore store, DispatchSignal sig
     {
         // Milliseconds, as stored: the created time the order uses is the one the status shows.
         var now = DateTimeOffset.FromUnixTimeMilliseconds(clock.GetUtcNow().ToUnixTimeMilliseconds());
-        var ingestion = new NewIngestion(Guid.CreateVersion7(now), priority, now, _batchSize, ids);
+        var ingestion = new NewIngestion(IngestionIds.New(now), priority, now, _batchSize, ids);
         await store.EnqueueAsync(ingestion, cancellationToken);
         signal.Notify();
         return ingestion.Id;

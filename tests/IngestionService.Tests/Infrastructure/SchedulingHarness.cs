@@ -51,7 +51,7 @@ public sealed class SchedulingHarness : IAsyncDisposable
         DateTimeOffset? now = null)
     {
         var clock = new FakeTimeProvider(now ?? T0);
-        var ingestion = Options.Create(new IngestionOptions { BatchSize = batchSize, Window = window ?? TimeSpan.FromSeconds(5) });
+        var ingestion = Options.Create(new IngestionOptions { BatchSize = batchSize, Window = window ?? TimeSpan.FromSeconds(5), ShutdownTimeout = TimeSpan.Zero });
         var store = new SqliteIngestionStore(Options.Create(new StorageOptions { ConnectionString = database.ConnectionString }), NullLogger<SqliteIngestionStore>.Instance);
         await store.InitializeAsync(CancellationToken.None);
         var signal = new DispatchSignal();

@@ -1,0 +1,91 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.OpenApi;
+using Microsoft.OpenApi;
+using Scalar.AspNetCore;
+
+namespace IngestionService.Hosting;
+
+public static class OpenApiExtensions
+{
+    /// <summary>The OpenAPI 3.1 document at <c>/openapi/v1.json</c>, from the endpoints' own metadata plus what it cannot see.</summary>
+    public static IServiceCollection AddApiDocumentation(this IServiceCollection services) =>
+        services.AddOpenApi(options =>
+        {
+            options.AddDocumentTransformer((document, _, _) =>
+            {
+                document.Info = new OpenApiInfo
+                {
+                    Title = "Ingestion service",
+                    Version = "v1",
+                    Description = "Submit ids with a priority; they are fetched from a rate-limited upstream (3 ids per 5 s by default), "
+                        + "HIGH before MEDIUM before LOW, oldest first. Every error is application/problem+json.",
+                };
+                return Task.CompletedTask;
+            });
+            options.AddOperationTransformer((operation, context, _) =>
+            {
+                switch (context.Description.ActionDescriptor.EndpointMetadata.OfType<IEndpointNameMetadata>().FirstOrDefault()?.EndpointName)
+                {
+                    case "Ingest":
+                        DescribeIngest(operation);
+                        break;
+                    case "GetStatus":
+                        foreach (var parameter in operation.Parameters ?? [])
+                        {
+                            if (parameter is OpenApiParameter { Name: "ingestionId" } named)
+                            {
+                                named.Description = "The ingestion_id that POST /ingest answered with.";
+                            }
+                        }
+
+                        break;
+                }
+
+                return Task.CompletedTask;
+            });
+        });
+
+    /// <summary>The document at <c>/openapi/v1.json</c> and an interactive reference at <c>/docs</c>.</summary>
+    public static IEndpointRouteBuilder MapApiDocumentation(this IEndpointRouteBuilder app)
+    {
+        app.MapOpenApi();
+        app.MapScalarApiReference("/docs", options => options.WithTitle("Ingestion service"));
+        return app;
+    }
+
+    private static void DescribeIngest(OpenApiOperation operation)
+    {
+        if (operation.RequestBody?.Content?.TryGetValue("application/json", out var request) == true)
+        {
+            request.Example = JsonNode.Parse("""{"ids": [1, 2, 3, 4, 5], "priority": "HIGH"}""");
+        }
+
+        if (operation.Responses?.TryGetValue("202", out var accepted) == true && accepted is OpenApiResponse response)
+        {
+            response.Description = "Accepted and committed; processing starts as the rate limit allows.";
+            response.Headers ??= new Dictionary<string, IOpenApiHeader>();
+            response.Headers["Location"] = new OpenApiHeader
+            {
+                Description = "Where to read the ingestion's status: /status/{ingestion_id}.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String },
+            };
+            if (response.Content?.TryGetValue("application/json", out var body) == true)
+            {
+                body.Example = JsonNode.Parse("""{"ingestion_id": "01a209e5-026d-7da3-b555-36e958de1e4b"}""");
+            }
+        }
+
+        Describe(operation, "400", "The body is empty or not JSON.");
+        Describe(operation, "413", "More ids than Ingestion:MaxIdsPerRequest, or a body larger than any valid request.");
+        Describe(operation, "415", "The content type is not JSON.");
+        Describe(operation, "422", "Well-formed JSON with wrong fields; `errors` names each field (ids, ids[3], priority).");
+    }
+
+    private static void Describe(OpenApiOperation operation, string status, string description)
+    {
+        if (operation.Responses?.TryGetValue(status, out var response) == true && response is OpenApiResponse concrete)
+        {
+            concrete.Description = description;
+        }
+    }
+}

@@ -1,0 +1,172 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using IngestionService.Tests.Infrastructure;
+
+namespace IngestionService.Tests.Api;
+
+/// <summary>What operators point their tools at: API docs, health, metrics, a clean stop, the wait explained.</summary>
+public sealed class OperationsTests
+{
+    private static readonly Dictionary<string, string?> Quick = new()
+    {
+        ["Ingestion:Window"] = "00:00:01",
+        ["Upstream:SimulatedDelay"] = "00:00:00.200",
+    };
+
+    [Fact]
+    public async Task TheOpenApiDocumentDescribesBothEndpointsAndEveryAnswer()
+    {
+        await using var app = new IngestionApp();
+
+        var document = await app.GetJsonAsync("/openapi/v1.json");
+
+        Assert.StartsWith("3.1", document.GetProperty("openapi").GetString(), StringComparison.Ordinal);
+        var ingest = document.GetProperty("paths").GetProperty("/ingest").GetProperty("post");
+        Assert.Equal(["202", "400", "413", "415", "422"], ingest.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
+        Assert.True(ingest.GetProperty("responses").GetProperty("202").GetProperty("headers").TryGetProperty("Location", out _));
+        Assert.True(ingest.GetProperty("requestBody").GetProperty("content").TryGetProperty("application/json", out _));
+        Assert.Equal("application/problem+json", ingest.GetProperty("responses").GetProperty("422").GetProperty("content").EnumerateObject().Single().Name);
+        var status = document.GetProperty("paths").GetProperty("/status/{ingestionId}").GetProperty("get");
+        Assert.Equal(["200", "404"], status.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
+        var schemas = document.GetProperty("components").GetProperty("schemas");
+        Assert.Equal(["HIGH", "MEDIUM", "LOW"], schemas.GetProperty("Priority").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
+        Assert.True(schemas.GetProperty("IngestionStatus").GetProperty("properties").TryGetProperty("batches", out _));
+    }
+
+    [Fact]
+    public async Task TheInteractiveReferenceIsServedAtDocs()
+    {
+        await using var app = new IngestionApp();
+
+        using var response = await app.Client.GetAsync(new Uri("/docs", UriKind.Relative), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("openapi/v1.json", await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ReadinessTurns503WithTheReasonWhenTheDatabaseIsGone()
+    {
+        await using var app = new IngestionApp();
+        using var live = await app.Client.GetAsync(new Uri("/health/live", UriKind.Relative), TestContext.Current.CancellationToken);
+        using var ready = await app.Client.GetAsync(new Uri("/health/ready", UriKind.Relative), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+
+        foreach (var file in Directory.GetFiles(app.Database.Folder))
+        {
+            File.Delete(file);
+        }
+
+        using var gone = await app.Client.GetAsync(new Uri("/health/ready", UriKind.Relative), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, gone.StatusCode);
+        var report = await gone.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
+        Assert.Equal("Unhealthy", report.GetProperty("checks").GetProperty("storage").GetProperty("status").GetString());
+        Assert.Contains("does not answer", report.GetProperty("checks").GetProperty("storage").GetProperty("description").GetString(), StringComparison.Ordinal);
+        using var stillLive = await app.Client.GetAsync(new Uri("/health/live", UriKind.Relative), TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, stillLive.StatusCode);
+    }
+
+    [Fact]
+    public async Task MetricsMoveAsWorkFlowsAndTheLimitIsNeverExceeded()
+    {
+        // A process of its own: meters are process-wide, and other tests' in-process servers would mix in.
+        using var database = new TempDatabase();
+        await using var service = await ServiceProcess.StartAsync(database.ConnectionString, Quick.ToDictionary(p => p.Key, p => p.Value!));
+        await SubmitAsync(service, "HIGH", 1);
+        await Eventually.ReturnsAsync(() => MetricsAsync(service), m => Value(m, "ingestion_windows_started_total") >= 1, TimeSpan.FromSeconds(10), "a first window");
+
+        await SubmitAsync(service, "LOW", [.. Enumerable.Range(1, 30)]);
+        var before = await Eventually.ReturnsAsync(() => MetricsAsync(service), m => Value(m, "ingestion_queue_waiting{ingestion_priority=\"LOW\"}") >= 6, TimeSpan.FromSeconds(10), "the LOW ids to show as waiting");
+        var after = await Eventually.ReturnsAsync(() => MetricsAsync(service), m => Value(m, "ingestion_queue_waiting{ingestion_priority=\"LOW\"}") == 0 && Value(m, "ingestion_ids_fetched_total") == 31, TimeSpan.FromSeconds(30), "every id to be fetched");
+
+        Assert.True(Value(after, "ingestion_windows_started_total") > Value(before, "ingestion_windows_started_total"));
+        Assert.InRange(Value(after, "ingestion_limiter_max_ids_per_window"), 1, 3);
+        Assert.Equal(30, Value(after, "ingestion_wait_duration_seconds_count{ingestion_priority=\"LOW\"}"));
+        Assert.Equal(1, Value(after, "ingestion_wait_duration_seconds_count{ingestion_priority=\"HIGH\"}"));
+        Assert.Equal(31, Value(after, "ingestion_upstream_duration_seconds_count"));
+        Assert.Equal(0, Value(after, "ingestion_ids_in_flight"));
+        Assert.Contains("http_server_request_duration_seconds", after, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ATerminatedServiceFinishesItsWindowExitsCleanlyAndLeavesNothingInFlight()
+    {
+        using var database = new TempDatabase();
+        var slow = new Dictionary<string, string> { ["Upstream:SimulatedDelay"] = "00:00:02" };
+        Guid ingestion;
+        await using (var service = await ServiceProcess.StartAsync(database.ConnectionString, slow))
+        {
+            using var response = await service.Client.PostAsJsonAsync("/ingest", new { ids = new[] { 1, 2, 3, 4 }, priority = "LOW" }, TestContext.Current.CancellationToken);
+            ingestion = (await response.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("ingestion_id").GetGuid();
+            await Eventually.ReturnsAsync(() => service.Client.GetFromJsonAsync<JsonElement>($"/status/{ingestion}", TestContext.Current.CancellationToken), s => s.GetProperty("status").GetString() == "triggered", TimeSpan.FromSeconds(10), "the first window");
+
+            var exitCode = await service.TerminateAsync(TimeSpan.FromSeconds(20));
+
+            Assert.True(exitCode == 0, $"exit code {exitCode}:\n{service.Output}");
+        }
+
+        Assert.Equal(0, database.Scalar("SELECT count(*) FROM windows WHERE state <> 1"));
+        Assert.Equal(3, database.Scalar("SELECT count(*) FROM results"));
+        await using var restarted = await ServiceProcess.StartAsync(database.ConnectionString);
+        var status = await restarted.Client.GetFromJsonAsync<JsonElement>($"/status/{ingestion}", TestContext.Current.CancellationToken);
+        Assert.Equal("completed", status.GetProperty("batches")[0].GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task TheEstimatedStartOfAWaitingBatchMatchesItsActualStartWithinASecond()
+    {
+        await using var app = new IngestionApp(Quick);
+        var ingestion = await app.SubmitAsync("MEDIUM", [.. Enumerable.Range(1, 12)]);
+
+        var waiting = await app.StatusAsync(ingestion);
+        var estimates = waiting.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("estimated_start_at")).ToList();
+        var done = await Eventually.ReturnsAsync(() => app.StatusAsync(ingestion), s => s.GetProperty("status").GetString() == "completed", TimeSpan.FromSeconds(20), "the ingestion to complete");
+
+        var actual = done.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("triggered_at").GetDateTime()).ToList();
+        for (var batch = 1; batch < actual.Count; batch++)
+        {
+            var estimate = estimates[batch].GetDateTime();
+            Assert.True(Math.Abs((actual[batch] - estimate).TotalSeconds) < 1, $"batch {batch}: estimated {estimate:O}, started {actual[batch]:O}");
+        }
+    }
+
+    private static async Task SubmitAsync(ServiceProcess service, string priority, params int[] ids)
+    {
+        using var response = await service.Client.PostAsJsonAsync("/ingest", new { ids, priority }, TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+    }
+
+    private static async Task<string> MetricsAsync(ServiceProcess service)
+    {
+        using var response = await service.Client.GetAsync(new Uri("/metrics", UriKind.Relative), TestContext.Current.CancellationToken);
+        response.EnsureSuccessStatusCode();
+        return await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+    }
+
+    /// <summary>The value of one series, by its name and labels (the scope label ignored); 0 if absent.</summary>
+    private static double Value(string metrics, string series)
+    {
+        var name = series.Split('{')[0];
+        var labels = series.Contains('{', StringComparison.Ordinal) ? series[(series.IndexOf('{', StringComparison.Ordinal) + 1)..^1] : null;
+        foreach (var line in metrics.Split('\n'))
+        {
+            if (!line.StartsWith(name + "{", StringComparison.Ordinal) && !line.StartsWith(name + " ", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            if (labels is not null && !line.Contains(labels, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            return double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+        }
+
+        return 0;
+    }
+}
