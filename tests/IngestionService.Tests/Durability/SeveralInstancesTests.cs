@@ -27,7 +27,8 @@ public sealed class SeveralInstancesTests
         ["Ingestion:Window"] = "00:00:02",
         ["Ingestion:Lease"] = "00:00:03",
         ["Ingestion:PollInterval"] = "00:00:00.200",
-        ["Upstream:SimulatedDelay"] = "00:00:00.500",
+        // Fetches fill most of each window, so the kill lands mid-window even when the machine is slow to deliver it.
+        ["Upstream:SimulatedDelay"] = "00:00:01.500",
     };
 
     [Fact]
