@@ -15,7 +15,10 @@ public interface IIngestionStore
     /// </summary>
     Task InitializeAsync(CancellationToken cancellationToken);
 
-    /// <summary>Stores a new ingestion. When this returns, the ingestion is committed and survives a crash.</summary>
+    /// <summary>
+    /// Stores a new ingestion. When this returns, the ingestion is committed and survives a crash. A shared
+    /// store stamps the created time on its own clock, so that instances with skewed clocks order alike.
+    /// </summary>
     Task EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken);
 
     /// <summary>

@@ -54,7 +54,10 @@ internal sealed class StorageOptionsValidator : IValidateOptions<StorageOptions>
         {
             try
             {
-                _ = new Npgsql.NpgsqlConnectionStringBuilder(options.ConnectionString);
+                if (string.IsNullOrWhiteSpace(new Npgsql.NpgsqlConnectionStringBuilder(options.ConnectionString).Host))
+                {
+                    failures.Add("Storage:ConnectionString must name the PostgreSQL server when Storage:Provider is 'Postgres', for example 'Host=localhost;Username=ingestion;Password=...;Database=ingestion'.");
+                }
             }
             catch (ArgumentException exception)
             {

@@ -3,12 +3,13 @@ using IngestionService.Tests.Infrastructure;
 namespace IngestionService.Tests.Api;
 
 /// <summary>
-/// The same HTTP service on PostgreSQL: the brief's example, on a 1 s window with 0.2 s fetches so it
-/// takes three seconds, answers with the same windows and statuses as on SQLite.
+/// The same HTTP service on PostgreSQL: the brief's example, on a 2 s window with 0.2 s fetches so it
+/// takes five seconds (and a loaded machine still submits the HIGH request inside the first window), answers with the same windows and statuses as on SQLite. Only the order and the
+/// least spacing are checked here; exact timing is the SQLite real-time test's job.
 /// </summary>
 public sealed class PostgresHttpTests
 {
-    private static readonly TimeSpan Window = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan Window = TimeSpan.FromSeconds(2);
 
     [Fact]
     public async Task TheBriefsExampleOnAShortWindowRunsAs123Then678Then945()
@@ -18,14 +19,14 @@ public sealed class PostgresHttpTests
         {
             ["Storage:Provider"] = "Postgres",
             ["Storage:ConnectionString"] = database.ConnectionString,
-            ["Ingestion:Window"] = "00:00:01",
+            ["Ingestion:Window"] = "00:00:02",
             ["Upstream:SimulatedDelay"] = "00:00:00.200",
         });
         _ = app.Client;
 
-        var t0 = DateTime.UtcNow;
+        // The HIGH request comes while the first window runs, as at T4 in the brief.
         var medium = await app.SubmitAsync("MEDIUM", 1, 2, 3, 4, 5);
-        await Task.Delay(t0 + TimeSpan.FromMilliseconds(800) - DateTime.UtcNow, TestContext.Current.CancellationToken);
+        await Eventually.ReturnsAsync(() => app.StatusAsync(medium), s => s.GetProperty("status").GetString() == "triggered", TimeSpan.FromSeconds(10), "the first window to start");
         var high = await app.SubmitAsync("HIGH", 6, 7, 8, 9);
 
         var mediumStatus = await Eventually.ReturnsAsync(() => app.StatusAsync(medium), s => s.GetProperty("status").GetString() == "completed", TimeSpan.FromSeconds(15), "the MEDIUM request to complete");

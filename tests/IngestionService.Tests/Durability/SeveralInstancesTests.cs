@@ -13,7 +13,8 @@ namespace IngestionService.Tests.Durability;
 /// </summary>
 public sealed class SeveralInstancesTests
 {
-    private static readonly TimeSpan Window = TimeSpan.FromSeconds(1);
+    // Two seconds: eight submissions must fit in one window on a loaded 2-core machine.
+    private static readonly TimeSpan Window = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
 
@@ -23,10 +24,11 @@ public sealed class SeveralInstancesTests
     private static readonly Dictionary<string, string> Settings = new()
     {
         ["Storage:Provider"] = "Postgres",
-        ["Ingestion:Window"] = "00:00:01",
+        ["Ingestion:Window"] = "00:00:02",
         ["Ingestion:Lease"] = "00:00:03",
         ["Ingestion:PollInterval"] = "00:00:00.200",
-        ["Upstream:SimulatedDelay"] = "00:00:00.500",
+        // Fetches fill most of each window, so the kill lands mid-window even when the machine is slow to deliver it.
+        ["Upstream:SimulatedDelay"] = "00:00:01.500",
     };
 
     [Fact]
@@ -46,6 +48,7 @@ public sealed class SeveralInstancesTests
             // The blocker takes the first window at once; everything after it is submitted within that
             // window, spread over all three instances, so the order of the rest is fully determined.
             var blocker = await SubmitAsync(instances[0], "LOW", 1000);
+            await Eventually.ReturnsAsync(() => database.ScalarAsync<long>("SELECT count(*) FROM windows"), count => count > 0, TimeSpan.FromSeconds(10), "the blocker's window to start");
             (int Instance, string Priority, int[] Ids)[] requests =
             [
                 (1, "MEDIUM", [1, 2, 3, 4]), (2, "LOW", [5, 6, 7]), (0, "HIGH", [8, 9]), (1, "MEDIUM", [10, 11]),

@@ -16,13 +16,18 @@ public class IngestionApp : WebApplicationFactory<Program>
     public IngestionApp(Dictionary<string, string?>? settings = null)
     {
         _settings = settings ?? [];
-        UseKestrel(0);
+        // Not UseKestrel(0): the factory then edits the server's addresses while a minimal-API app may
+        // already be binding them, and now and then throws "IServerAddressesFeature.Addresses cannot be
+        // modified after the server has started" (https://github.com/dotnet/aspnetcore/pull/67714).
+        // A free port is asked for through the app's own --urls setting instead.
+        UseKestrel();
     }
 
     public TempDatabase Database { get; } = new();
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        builder.UseSetting(WebHostDefaults.ServerUrlsKey, "http://127.0.0.1:0");
         builder.UseSetting("Storage:ConnectionString", Database.ConnectionString);
         foreach (var (key, value) in _settings)
         {

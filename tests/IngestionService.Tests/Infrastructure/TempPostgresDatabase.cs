@@ -70,7 +70,12 @@ public sealed class TempPostgresDatabase : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        NpgsqlConnection.ClearAllPools();
+        // Only this database's pool: the other tests' connections stay as they are.
+        await using (var pooled = new NpgsqlConnection(ConnectionString))
+        {
+            NpgsqlConnection.ClearPool(pooled);
+        }
+
         try
         {
             await using var connection = new NpgsqlConnection(_serverConnectionString);

@@ -33,6 +33,16 @@ public sealed class StorageConfigurationTests
     }
 
     [Theory]
+    [InlineData("Data Source=ingestion.db", "Storage:ConnectionString is not a valid PostgreSQL connection string")]
+    [InlineData("Database=ingestion", "Storage:ConnectionString must name the PostgreSQL server")]
+    public void PostgresWithoutAServerInTheConnectionStringIsRefusedNamingTheKey(string connectionString, string message)
+    {
+        var result = new StorageOptionsValidator().Validate(null, new StorageOptions { Provider = "Postgres", ConnectionString = connectionString });
+
+        Assert.Contains(message, result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("00:00:00", "00:00:10", "Ingestion:PollInterval")]
     [InlineData("00:00:01", "00:00:00.500", "Ingestion:Lease")]
     public void APollThatWouldSpinOrALeaseShorterThanAHeartbeatIsRefused(string pollInterval, string lease, string key)
