@@ -9,6 +9,9 @@ namespace IngestionService.Tests.Durability;
 public sealed class CrashTests : IDisposable
 {
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(5);
+
+    // Fetches take most of the window, so the kill lands mid-window even on a loaded machine.
+    private static readonly Dictionary<string, string> SlowFetches = new() { ["Upstream:SimulatedDelay"] = "00:00:03" };
     private readonly TempDatabase _database = new();
 
     public void Dispose() => _database.Dispose();
@@ -17,17 +20,17 @@ public sealed class CrashTests : IDisposable
     public async Task AKilledServiceLosesNothingRefetchesWhatWasInFlightAndKeepsTheRateLimit()
     {
         Guid first, acknowledgedJustBeforeTheCrash;
-        await using (var doomed = await ServiceProcess.StartAsync(_database.ConnectionString))
+        await using (var doomed = await ServiceProcess.StartAsync(_database.ConnectionString, SlowFetches))
         {
             first = await SubmitAsync(doomed.Client, "MEDIUM", 1, 2, 3, 4, 5, 6, 7, 8, 9);
 
-            // Wait until the second window is in flight (fetches take 1 s), then kill the process in the middle of it.
+            // Wait until the second window is in flight, then kill the process in the middle of it.
             await Eventually.ReturnsAsync(() => StatusAsync(doomed.Client, first), s => BatchStatus(s, 1) == "triggered", TimeSpan.FromSeconds(15), "the second window to start");
             acknowledgedJustBeforeTheCrash = await SubmitAsync(doomed.Client, "LOW", 100);
             await doomed.KillAsync();
         }
 
-        await using var revived = await ServiceProcess.StartAsync(_database.ConnectionString);
+        await using var revived = await ServiceProcess.StartAsync(_database.ConnectionString, SlowFetches);
         var afterRestart = await StatusAsync(revived.Client, first);
         Assert.Equal("completed", BatchStatus(afterRestart, 0));
         Assert.Equal("triggered", BatchStatus(afterRestart, 1));
