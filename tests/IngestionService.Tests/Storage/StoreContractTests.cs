@@ -65,6 +65,38 @@ public abstract class StoreContractTests : IAsyncLifetime
     protected static int[] Ids(ClaimedWindow window) => [.. window.Items.Select(item => item.Id)];
 
     [Fact]
+    public async Task IdsAheadAndQueueDepthCountWhatWillStartFirstAcrossClaimsAbandonsAndRestarts()
+    {
+        var store = await OpenAsync();
+        var low = await EnqueueAsync(store, Priority.Low, 1, 2, 3, 4, 5);
+        var mediumFirst = await EnqueueAsync(store, Priority.Medium, 6, 7, 8, 9);
+        await EnqueueAsync(store, Priority.High, 10, 11);
+        var mediumSecond = await EnqueueAsync(store, Priority.Medium, 12, 13, 14);
+
+        Assert.Equal(new QueueDepth(2, 7, 5), await store.GetQueueDepthAsync(Token));
+        Assert.Equal(2 + 4, (await store.GetIngestionAsync(mediumSecond, Token))!.IdsAhead);
+        Assert.Equal(2 + 7, (await store.GetIngestionAsync(low, Token))!.IdsAhead);
+
+        var window = await ClaimEventuallyAsync(store, TinyWindow); // 10, 11, 6
+        Assert.Equal([10, 11, 6], Ids(window));
+        Assert.Equal(new QueueDepth(0, 6, 5), await store.GetQueueDepthAsync(Token));
+        Assert.Equal(3, (await store.GetIngestionAsync(mediumSecond, Token))!.IdsAhead);
+        Assert.Equal(0, (await store.GetIngestionAsync(mediumFirst, Token))!.IdsAhead);
+        Assert.Equal(6, (await store.GetIngestionAsync(low, Token))!.IdsAhead);
+
+        // Handed back: 10 and 11 wait again at HIGH, 6 again ahead of the rest of its request.
+        await store.AbandonWindowAsync(window, Token);
+        Assert.Equal(new QueueDepth(2, 7, 5), await store.GetQueueDepthAsync(Token));
+        Assert.Equal(2 + 1, (await store.GetIngestionAsync(mediumFirst, Token))!.IdsAhead);
+        Assert.Equal(2 + 4, (await store.GetIngestionAsync(mediumSecond, Token))!.IdsAhead);
+
+        // A new process (or instance) on the same database counts the same.
+        var reopened = await OpenAsync();
+        Assert.Equal(new QueueDepth(2, 7, 5), await reopened.GetQueueDepthAsync(Token));
+        Assert.Equal(2 + 7, (await reopened.GetIngestionAsync(low, Token))!.IdsAhead);
+    }
+
+    [Fact]
     public async Task NothingIsClaimedWhenNoIdWaits()
     {
         var store = await OpenAsync();

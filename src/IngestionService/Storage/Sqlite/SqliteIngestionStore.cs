@@ -27,6 +27,8 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     private readonly SqliteSynchronous _synchronous;
     private SqliteConnection? _writer;
     private SqliteCommand? _insertIngestion;
+    private readonly QueueCounters _counters = new();
+    private long _lastCreatedAt;
     private volatile bool _disposed;
     private readonly CancellationTokenSource _stopping = new();
     private Task? _groupCommit;
@@ -67,8 +69,8 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         // Prepared once: preparing costs more than the insert itself.
         _insertIngestion = _writer.CreateCommand();
         _insertIngestion.CommandText = """
-            INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids)
-            VALUES ($id, $priority, $created_at, $batch_size, $total, $ids)
+            INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids, ids_before)
+            VALUES ($id, $priority, $created_at, $batch_size, $total, $ids, $ids_before)
             """;
         _insertIngestion.Parameters.Add("$id", SqliteType.Blob);
         _insertIngestion.Parameters.Add("$priority", SqliteType.Integer);
@@ -76,6 +78,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         _insertIngestion.Parameters.Add("$batch_size", SqliteType.Integer);
         _insertIngestion.Parameters.Add("$total", SqliteType.Integer);
         _insertIngestion.Parameters.Add("$ids", SqliteType.Blob);
+        _insertIngestion.Parameters.Add("$ids_before", SqliteType.Integer);
         _insertIngestion.Prepare();
 
         // This store serves one process, so a window still marked running was left by a process that
@@ -86,8 +89,43 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             LogRecoveredWindow(_logger, window.Seq, window.Items.Count);
         }
 
+        await LoadCountersAsync(cancellationToken);
         _groupCommit = Task.Run(GroupCommitLoopAsync, CancellationToken.None);
         _checkpoints = Task.Run(CheckpointLoopAsync, CancellationToken.None);
+    }
+
+    /// <summary>One pass at start; from then on the writer keeps the totals as it commits.</summary>
+    private async Task LoadCountersAsync(CancellationToken cancellationToken)
+    {
+        await using var command = Writer.CreateCommand();
+        command.CommandText = """
+            SELECT 0, priority, sum(total), sum(started), max(created_at) FROM ingestions GROUP BY priority
+            UNION ALL
+            SELECT 1, i.priority, count(*), 0, 0 FROM requeued q JOIN ingestions i ON i.seq = q.ingestion_seq GROUP BY i.priority
+            """;
+        var totals = new long[3, 3];
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var priority = reader.GetInt32(1);
+                if (reader.GetInt32(0) == 0)
+                {
+                    totals[priority, 0] = reader.GetInt64(2);
+                    totals[priority, 1] = reader.GetInt64(3);
+                    _lastCreatedAt = Math.Max(_lastCreatedAt, reader.GetInt64(4));
+                }
+                else
+                {
+                    totals[priority, 2] = reader.GetInt64(2);
+                }
+            }
+        }
+
+        foreach (var priority in new[] { Priority.High, Priority.Medium, Priority.Low })
+        {
+            _counters.Set(priority, totals[(int)priority, 0], totals[(int)priority, 1], totals[(int)priority, 2]);
+        }
     }
 
     /// <summary>
@@ -174,19 +212,34 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             var insert = _insertIngestion!;
             insert.Transaction = transaction;
             var parameters = insert.Parameters;
+            var added = new long[3];
+            var lastCreatedAt = _lastCreatedAt;
             foreach (var pending in batch)
             {
                 var ingestion = pending.Ingestion;
+                var priority = (int)ingestion.Priority;
+
+                // Created times never go backwards in arrival order, so (created time, arrival) and arrival
+                // agree, and the running totals below follow the global order exactly. Requests racing
+                // within a millisecond or two are the only ones this can move.
+                lastCreatedAt = Math.Max(lastCreatedAt, ingestion.CreatedAt.ToUnixTimeMilliseconds());
                 parameters[0].Value = ingestion.Id.ToByteArray();
-                parameters[1].Value = (int)ingestion.Priority;
-                parameters[2].Value = ingestion.CreatedAt.ToUnixTimeMilliseconds();
+                parameters[1].Value = priority;
+                parameters[2].Value = lastCreatedAt;
                 parameters[3].Value = ingestion.BatchSize;
                 parameters[4].Value = ingestion.Ids.Length;
                 parameters[5].Value = IdBlob.Pack(ingestion.Ids);
+                parameters[6].Value = _counters.Enqueued(ingestion.Priority) + added[priority];
                 await insert.ExecuteNonQueryAsync();
+                added[priority] += ingestion.Ids.Length;
             }
 
             await transaction.CommitAsync();
+            _lastCreatedAt = lastCreatedAt;
+            for (var priority = 0; priority < added.Length; priority++)
+            {
+                _counters.AddEnqueued((Priority)priority, added[priority]);
+            }
         }
         finally
         {
@@ -343,6 +396,18 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             }
 
             await transaction.CommitAsync(cancellationToken);
+            foreach (var candidate in candidates)
+            {
+                if (candidate.Requeued)
+                {
+                    _counters.AddRequeued(candidate.Priority, -1);
+                }
+                else
+                {
+                    _counters.AddStarted(candidate.Priority, 1);
+                }
+            }
+
             return WindowClaim.Acquired(new ClaimedWindow(windowSeq, DateTimeOffset.FromUnixTimeMilliseconds(startedAt.ToUnixTimeMilliseconds()), items));
         }
         finally
@@ -490,6 +555,10 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             }
 
             await transaction.CommitAsync(cancellationToken);
+            foreach (var item in window.Items)
+            {
+                _counters.AddRequeued(item.Priority, 1);
+            }
         }
         finally
         {
@@ -536,7 +605,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         // One statement, so the counters, the spans and the requeued positions come from one snapshot
         // without the cost of BEGIN and COMMIT around three queries. The first column says what a row is.
         var command = session.Command("""
-            WITH i AS (SELECT seq, priority, created_at, batch_size, started, completed, total, ids FROM ingestions WHERE id = $id)
+            WITH i AS (SELECT seq, priority, created_at, batch_size, started, completed, total, ids, ids_before FROM ingestions WHERE id = $id)
             SELECT 0, priority, created_at, batch_size, started, completed, ids FROM i
             UNION ALL
             SELECT 1, wi.first_pos, wi.count, w.started_at, w.finished_at, w.state, NULL
@@ -545,12 +614,10 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             SELECT 2, q.position, NULL, NULL, NULL, NULL, NULL
             FROM i JOIN requeued q ON q.ingestion_seq = i.seq
             UNION ALL
-            SELECT 3,
-                (SELECT coalesce(sum(p.total - p.started), 0) FROM ingestions p
-                 WHERE p.started < p.total AND (p.priority, p.created_at, p.seq) < (i.priority, i.created_at, i.seq))
-              + (SELECT count(*) FROM requeued q JOIN ingestions r ON r.seq = q.ingestion_seq
-                 WHERE (r.priority, r.created_at, r.seq) <= (i.priority, i.created_at, i.seq)),
-                NULL, NULL, NULL, NULL, NULL
+            SELECT 3, i.ids_before,
+                (SELECT count(*) FROM requeued q JOIN ingestions r ON r.seq = q.ingestion_seq
+                 WHERE r.priority = i.priority AND (r.created_at, r.seq) <= (i.created_at, i.seq)),
+                NULL, NULL, NULL, NULL
             FROM i WHERE i.started < i.total
             """, "$id");
         command.Parameters[0].Value = ingestionId.ToByteArray();
@@ -562,7 +629,8 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         int[]? ids = null;
         var spans = new List<WindowSpan>();
         var requeued = new List<int>();
-        long idsAhead = 0;
+        long? idsBefore = null;
+        long requeuedAhead = 0;
         while (await reader.ReadAsync(cancellationToken))
         {
             switch (reader.GetInt32(0))
@@ -587,11 +655,13 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                     requeued.Add(reader.GetInt32(1));
                     break;
                 default:
-                    idsAhead = reader.GetInt64(1);
+                    idsBefore = reader.GetInt64(1);
+                    requeuedAhead = reader.GetInt64(2);
                     break;
             }
         }
 
+        var idsAhead = idsBefore is { } before ? _counters.IdsAhead(priority, before, requeuedAhead) : 0;
         return ids is null ? null : new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued, idsAhead);
     }
 
@@ -629,23 +699,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         return windows;
     }
 
-    public async Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken)
-    {
-        using var session = await RentReaderAsync(cancellationToken);
-        var command = session.Command("""
-            SELECT priority, sum(total - started) FROM ingestions WHERE started < total GROUP BY priority
-            UNION ALL
-            SELECT i.priority, count(*) FROM requeued q JOIN ingestions i ON i.seq = q.ingestion_seq GROUP BY i.priority
-            """);
-        var waiting = new long[3];
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            waiting[reader.GetInt32(0)] += reader.GetInt64(1);
-        }
-
-        return new QueueDepth(waiting[(int)Priority.High], waiting[(int)Priority.Medium], waiting[(int)Priority.Low]);
-    }
+    public Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken) => Task.FromResult(_counters.Depth);
 
     public async Task ProbeAsync(CancellationToken cancellationToken)
     {
