@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Reflection;
 using Npgsql;
 
 namespace IngestionService.Storage.Postgres;
@@ -70,20 +68,5 @@ internal static class PostgresSchema
         await transaction.CommitAsync(cancellationToken);
     }
 
-    /// <summary>The embedded scripts in version order; the version is the number the file name starts with.</summary>
-    internal static IEnumerable<(int Version, string Name, string Sql)> Scripts()
-    {
-        var assembly = Assembly.GetExecutingAssembly();
-        return assembly.GetManifestResourceNames()
-            .Where(resource => resource.StartsWith(ResourcePrefix, StringComparison.Ordinal) && resource.EndsWith(".sql", StringComparison.Ordinal))
-            .Select(resource =>
-            {
-                var name = resource[ResourcePrefix.Length..];
-                var version = int.Parse(name.AsSpan(0, name.IndexOf('_', StringComparison.Ordinal)), CultureInfo.InvariantCulture);
-                using var stream = assembly.GetManifestResourceStream(resource)!;
-                using var text = new StreamReader(stream);
-                return (version, name, text.ReadToEnd());
-            })
-            .OrderBy(script => script.version);
-    }
+    internal static IEnumerable<(int Version, string Name, string Sql)> Scripts() => SchemaScripts.Load(ResourcePrefix);
 }
