@@ -101,7 +101,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         command.CommandText = """
             SELECT 0, priority, sum(total), sum(started), max(created_at) FROM ingestions GROUP BY priority
             UNION ALL
-            SELECT 1, i.priority, count(*), 0, 0 FROM requeued q JOIN ingestions i ON i.seq = q.ingestion_seq GROUP BY i.priority
+            SELECT 1, i.priority, count(*), 0, 0 FROM requeued q CROSS JOIN ingestions i ON i.seq = q.ingestion_seq GROUP BY i.priority
             """;
         var totals = new long[3, 3];
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
@@ -293,7 +293,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 requeued.Transaction = transaction;
                 requeued.CommandText = """
                     SELECT q.ingestion_seq, i.id, i.priority, i.created_at, q.position
-                    FROM requeued q JOIN ingestions i ON i.seq = q.ingestion_seq
+                    FROM requeued q CROSS JOIN ingestions i ON i.seq = q.ingestion_seq
                     ORDER BY i.priority, i.created_at, q.ingestion_seq, q.position
                     LIMIT $limit
                     """;
@@ -604,6 +604,8 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
         // One statement, so the counters, the spans and the requeued positions come from one snapshot
         // without the cost of BEGIN and COMMIT around three queries. The first column says what a row is.
+        // CROSS JOIN makes SQLite walk the (nearly always empty) requeued table first: left to itself it
+        // may walk every ingestion instead, and a status read then grows with the queue.
         var command = session.Command("""
             WITH i AS (SELECT seq, priority, created_at, batch_size, started, completed, total, ids, ids_before FROM ingestions WHERE id = $id)
             SELECT 0, priority, created_at, batch_size, started, completed, ids FROM i
@@ -615,7 +617,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             FROM i JOIN requeued q ON q.ingestion_seq = i.seq
             UNION ALL
             SELECT 3, i.ids_before,
-                (SELECT count(*) FROM requeued q JOIN ingestions r ON r.seq = q.ingestion_seq
+                (SELECT count(*) FROM requeued q CROSS JOIN ingestions r ON r.seq = q.ingestion_seq
                  WHERE r.priority = i.priority AND (r.created_at, r.seq) <= (i.created_at, i.seq)),
                 NULL, NULL, NULL, NULL
             FROM i WHERE i.started < i.total
