@@ -107,6 +107,14 @@ public static class StatusJson
         output.Advance(2);
     }
 
+    /// <summary>Room enough for the whole answer, so rendering it allocates once.</summary>
+    public static int EstimateSize(IngestionSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        var batches = (snapshot.Ids.Length + snapshot.BatchSize - 1) / snapshot.BatchSize;
+        return 512 + (batches * 224) + (snapshot.Ids.Length * BytesPerId);
+    }
+
     private static ReadOnlySpan<byte> Name(ProgressStatus status) => status switch
     {
         ProgressStatus.YetToStart => "yet_to_start"u8,
@@ -160,8 +168,12 @@ public sealed class StatusJsonResult(IngestionSnapshot snapshot, WaitEstimate? e
         var response = httpContext.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "application/json; charset=utf-8";
-        StatusJson.Write(response.BodyWriter, snapshot, estimate);
-        await response.BodyWriter.FlushAsync(httpContext.RequestAborted);
+
+        // Rendered first, so the answer goes out with a Content-Length in one write instead of chunked.
+        var body = new ArrayBufferWriter<byte>(StatusJson.EstimateSize(snapshot));
+        StatusJson.Write(body, snapshot, estimate);
+        response.ContentLength = body.WrittenCount;
+        await response.Body.WriteAsync(body.WrittenMemory, httpContext.RequestAborted);
     }
 
     public static void PopulateMetadata(System.Reflection.MethodInfo method, EndpointBuilder builder)
