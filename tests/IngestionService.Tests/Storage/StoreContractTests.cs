@@ -271,6 +271,29 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RecentIngestionsAreTheNewestFirstWithTheirCounters()
+    {
+        var store = await OpenAsync();
+        var first = await EnqueueAsync(store, Priority.Low, 1, 2, 3, 4);
+        var second = await EnqueueAsync(store, Priority.High, 5);
+        var third = await EnqueueAsync(store, Priority.Medium, 6, 7);
+        var window = await ClaimEventuallyAsync(store, TinyWindow); // 5, 6, 7
+        await CompleteAsync(store, window);
+        await ClaimEventuallyAsync(store, TinyWindow);              // 1, 2, 3, still running
+
+        var recent = await store.GetRecentIngestionsAsync(10, Token);
+        var newest = await store.GetRecentIngestionsAsync(2, Token);
+
+        Assert.Equal([third, second, first], recent.Select(i => i.Id));
+        Assert.Equal([third, second], newest.Select(i => i.Id));
+        Assert.Equal(
+            [(Priority.Medium, 2, 2, 2), (Priority.High, 1, 1, 1), (Priority.Low, 4, 3, 0)],
+            recent.Select(i => (i.Priority, i.Total, i.Started, i.Completed)));
+        Assert.All(recent, i => Assert.Equal(3, i.BatchSize));
+        Assert.True(recent[0].CreatedAt >= recent[2].CreatedAt);
+    }
+
+    [Fact]
     public async Task ALargeRequestIsOneIngestionReadBackInOrder()
     {
         var store = await OpenAsync();
