@@ -51,7 +51,7 @@ public static class DashboardApi
         {
             var waiting = depth.Of(priority);
             ahead += waiting;
-            DateTimeOffset? drainedAt = ahead == 0 ? null : next + (window * ((ahead - 1) / batchSize));
+            DateTimeOffset? drainedAt = waiting == 0 ? null : next + (window * ((ahead - 1) / batchSize));
             priorities.Add(new PriorityQueueView(
                 priority,
                 waiting,
@@ -122,8 +122,8 @@ public sealed record QueueView(DateTime Now, DateTime NextAdmissionAt, double Wi
 /// <param name="Priority">HIGH, MEDIUM or LOW.</param>
 /// <param name="Waiting">Ids of this priority waiting (ids handed back by an abandoned window included).</param>
 /// <param name="WaitingUpToHere">Ids of this and every higher priority: all of them start before this priority's last id.</param>
-/// <param name="DrainSeconds">Seconds until the last of them is admitted into a window at BatchSize ids per Window, if no more urgent work arrives; 0 when none wait.</param>
-/// <param name="DrainedAt">When that is; null when none wait.</param>
+/// <param name="DrainSeconds">Seconds until the last waiting id of this priority is admitted into a window at BatchSize ids per Window, after every more urgent id, if no more urgent work arrives; 0 when none of this priority wait.</param>
+/// <param name="DrainedAt">When that is; null when none of this priority wait.</param>
 public sealed record PriorityQueueView(Priority Priority, long Waiting, long WaitingUpToHere, double DrainSeconds, DateTime? DrainedAt);
 
 /// <summary>The answer of <c>GET /ingestions</c>.</summary>

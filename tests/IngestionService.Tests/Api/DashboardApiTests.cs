@@ -43,6 +43,19 @@ public sealed class DashboardApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task APriorityWithNothingWaitingHasNothingToDrainEvenBehindOthers()
+    {
+        var first = await _app.SubmitAsync("LOW", 1, 2, 3);
+        await Eventually.ReturnsAsync(() => _app.StatusAsync(first), s => s.GetProperty("status").GetString() == "completed", TimeSpan.FromSeconds(10), "the first window");
+        await _app.SubmitAsync("HIGH", 4, 5, 6, 7);
+
+        var low = (await _app.GetJsonAsync("/queue")).GetProperty("priorities")[2];
+
+        Assert.Equal((0L, 4L, 0.0), (low.GetProperty("waiting").GetInt64(), low.GetProperty("waiting_up_to_here").GetInt64(), low.GetProperty("drain_seconds").GetDouble()));
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, low.GetProperty("drained_at").ValueKind);
+    }
+
+    [Fact]
     public async Task AnEmptyQueueHasNothingToDrain()
     {
         var queue = await _app.GetJsonAsync("/queue");
