@@ -1,3 +1,4 @@
+using IngestionService.Dashboard;
 using IngestionService.Dispatch;
 using IngestionService.Hosting;
 using IngestionService.Ingest;
@@ -19,6 +20,7 @@ app.UseExceptionHandler();              // unexpected failures become problem+js
 app.UseStatusCodePages();               // so do unknown routes and methods
 app.MapIngestionApi();
 app.MapWindowLogApi();
+app.MapDashboard();                     // the live page at / and the GET /queue and /ingestions it polls
 app.MapObservability();
 app.MapApiDocumentation();
 

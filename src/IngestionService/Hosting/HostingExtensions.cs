@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using IngestionService.Dashboard;
 using IngestionService.Dispatch;
 using IngestionService.Ingest;
 using IngestionService.Storage;
@@ -103,4 +104,6 @@ public static class HostingExtensions
 [JsonSerializable(typeof(IngestAccepted))]
 [JsonSerializable(typeof(IngestionStatus))]
 [JsonSerializable(typeof(WindowLog))]
+[JsonSerializable(typeof(QueueView))]
+[JsonSerializable(typeof(IngestionList))]
 internal sealed partial class IngestionJsonContext : JsonSerializerContext;

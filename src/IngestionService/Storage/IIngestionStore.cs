@@ -56,6 +56,9 @@ public interface IIngestionStore
     /// <summary>The newest windows, newest first.</summary>
     Task<IReadOnlyList<WindowRecord>> GetRecentWindowsAsync(int limit, CancellationToken cancellationToken);
 
+    /// <summary>The newest ingestions, newest first (by arrival), with their progress counters; O(limit).</summary>
+    Task<IReadOnlyList<IngestionSummary>> GetRecentIngestionsAsync(int limit, CancellationToken cancellationToken);
+
     /// <summary>How many ids wait, by priority.</summary>
     Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken);
 
@@ -115,6 +118,12 @@ public sealed record IngestionSnapshot(
     IReadOnlyList<WindowSpan> Spans,
     IReadOnlyList<int> Requeued,
     long IdsAhead = 0);
+
+/// <summary>
+/// An ingestion's counters without its ids or window spans: [0, <see cref="Started"/>) have been handed to
+/// a window and <see cref="Completed"/> positions have a stored result.
+/// </summary>
+public sealed record IngestionSummary(Guid Id, Priority Priority, DateTimeOffset CreatedAt, int BatchSize, int Total, int Started, int Completed);
 
 /// <summary>How many ids wait, by priority, ids handed back by abandoned windows included.</summary>
 public readonly record struct QueueDepth(long High, long Medium, long Low)

@@ -539,6 +539,31 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         return windows;
     }
 
+    public async Task<IReadOnlyList<IngestionSummary>> GetRecentIngestionsAsync(int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        await using var command = _dataSource.CreateCommand("""
+            SELECT id, priority, created_at, batch_size, total, started, completed
+            FROM ingestions ORDER BY seq DESC LIMIT $1
+            """);
+        command.Parameters.AddWithValue(limit);
+        var ingestions = new List<IngestionSummary>(limit);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            ingestions.Add(new IngestionSummary(
+                reader.GetGuid(0),
+                (Priority)reader.GetInt16(1),
+                reader.GetFieldValue<DateTimeOffset>(2),
+                reader.GetInt32(3),
+                reader.GetInt32(4),
+                reader.GetInt32(5),
+                reader.GetInt32(6)));
+        }
+
+        return ingestions;
+    }
+
     /// <summary>
     /// Renews the lease of a window this instance runs every third of the lease, so that two renewals
     /// in a row may fail (a slow or briefly unreachable database) before another instance takes it over.

@@ -701,6 +701,32 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         return windows;
     }
 
+    public async Task<IReadOnlyList<IngestionSummary>> GetRecentIngestionsAsync(int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        using var session = await RentReaderAsync(cancellationToken);
+        var command = session.Command("""
+            SELECT id, priority, created_at, batch_size, total, started, completed
+            FROM ingestions ORDER BY seq DESC LIMIT $limit
+            """, "$limit");
+        command.Parameters[0].Value = limit;
+        var ingestions = new List<IngestionSummary>(limit);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            ingestions.Add(new IngestionSummary(
+                ReadGuid(reader, 0),
+                (Priority)reader.GetInt32(1),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
+                reader.GetInt32(3),
+                reader.GetInt32(4),
+                reader.GetInt32(5),
+                reader.GetInt32(6)));
+        }
+
+        return ingestions;
+    }
+
     public Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken) => Task.FromResult(_counters.Depth);
 
     public async Task ProbeAsync(CancellationToken cancellationToken)
