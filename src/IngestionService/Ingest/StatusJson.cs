@@ -160,6 +160,9 @@ public sealed class StatusJsonResult(IngestionSnapshot snapshot, WaitEstimate? e
 
     object? IValueHttpResult.Value => Value;
 
+    /// <summary>Below the large-object heap's threshold, with room to spare.</summary>
+    private const int BufferedLimit = 32 * 1024;
+
     public int? StatusCode => StatusCodes.Status200OK;
 
     public async Task ExecuteAsync(HttpContext httpContext)
@@ -169,8 +172,17 @@ public sealed class StatusJsonResult(IngestionSnapshot snapshot, WaitEstimate? e
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "application/json; charset=utf-8";
 
-        // Rendered first, so the answer goes out with a Content-Length in one write instead of chunked.
-        var body = new ArrayBufferWriter<byte>(StatusJson.EstimateSize(snapshot));
+        var size = StatusJson.EstimateSize(snapshot);
+        if (size > BufferedLimit)
+        {
+            // Large answers stream into the response pipe: buffering them would put each on the large-object heap.
+            StatusJson.Write(response.BodyWriter, snapshot, estimate);
+            await response.BodyWriter.FlushAsync(httpContext.RequestAborted);
+            return;
+        }
+
+        // Small answers are rendered first, so they go out with a Content-Length in one write instead of chunked.
+        var body = new ArrayBufferWriter<byte>(size);
         StatusJson.Write(body, snapshot, estimate);
         response.ContentLength = body.WrittenCount;
         await response.Body.WriteAsync(body.WrittenMemory, httpContext.RequestAborted);
