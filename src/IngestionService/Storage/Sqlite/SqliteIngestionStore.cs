@@ -466,7 +466,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             await using (var close = writer.CreateCommand())
             {
                 close.Transaction = transaction;
-                close.CommandText = "UPDATE windows SET state = 1, finished_at = $finished_at WHERE seq = $seq AND state = 0";
+                // Starts are stored rounded up to the millisecond; a window finished within that millisecond
+                // must not look as if it finished before it started.
+                close.CommandText = "UPDATE windows SET state = 1, finished_at = max($finished_at, started_at) WHERE seq = $seq AND state = 0";
                 close.Parameters.AddWithValue("$finished_at", finished);
                 close.Parameters.AddWithValue("$seq", window.Seq);
                 if (await close.ExecuteNonQueryAsync(cancellationToken) != 1)
