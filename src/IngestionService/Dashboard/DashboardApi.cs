@@ -1,4 +1,4 @@
-using System.Globalization;
+using IngestionService.Hosting;
 using IngestionService.Dispatch;
 using IngestionService.Ingest;
 using IngestionService.Storage;
@@ -14,7 +14,7 @@ namespace IngestionService.Dashboard;
 public static class DashboardApi
 {
     public const int DefaultLimit = 20;
-    public const int MaxLimit = 1000;
+    public const int MaxLimit = ListLimit.Max;
 
     public static WebApplication MapDashboard(this WebApplication app)
     {
@@ -68,14 +68,9 @@ public static class DashboardApi
         CancellationToken cancellationToken,
         string? limit = null)
     {
-        // Parsed here rather than bound as an int, so a bad value gets the same problem+json as GET /windows.
-        var count = DefaultLimit;
-        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxLimit))
+        if (!ListLimit.TryParse(limit, DefaultLimit, out var count, out var problem))
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
-            {
-                ["limit"] = [$"'limit' must be a whole number between 1 and {MaxLimit} (got '{limit}')."],
-            });
+            return problem;
         }
 
         var ingestions = await store.GetRecentIngestionsAsync(count, cancellationToken);

@@ -1,4 +1,4 @@
-using System.Globalization;
+using IngestionService.Hosting;
 using IngestionService.Ingest;
 using IngestionService.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -9,7 +9,7 @@ namespace IngestionService.Dispatch;
 public static class WindowLogApi
 {
     public const int DefaultLimit = 30;
-    public const int MaxLimit = 1000;
+    public const int MaxLimit = ListLimit.Max;
 
     public static IEndpointRouteBuilder MapWindowLogApi(this IEndpointRouteBuilder app)
     {
@@ -24,14 +24,9 @@ public static class WindowLogApi
         CancellationToken cancellationToken,
         string? limit = null)
     {
-        // Parsed here rather than bound as an int, so a bad value gets the same problem+json as the rest.
-        var count = DefaultLimit;
-        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxLimit))
+        if (!ListLimit.TryParse(limit, DefaultLimit, out var count, out var problem))
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
-            {
-                ["limit"] = [$"'limit' must be a whole number between 1 and {MaxLimit} (got '{limit}')."],
-            });
+            return problem;
         }
 
         var windows = await store.GetRecentWindowsAsync(count, cancellationToken);

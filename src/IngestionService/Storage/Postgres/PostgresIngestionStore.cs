@@ -521,19 +521,13 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var seq = reader.GetInt64(0);
-            if (windows.Count == 0 || windows[^1].Seq != seq)
-            {
-                windows.Add(new WindowRecord(
-                    seq,
-                    reader.GetFieldValue<DateTimeOffset>(1),
-                    reader.IsDBNull(2) ? null : reader.GetFieldValue<DateTimeOffset>(2),
-                    (WindowState)reader.GetInt16(3),
-                    new List<WindowRecordItem>()));
-            }
-
-            ((List<WindowRecordItem>)windows[^1].Items).Add(new WindowRecordItem(
-                reader.GetGuid(4), (Priority)reader.GetInt16(5), reader.GetInt32(6), IdBlob.Unpack(reader.GetFieldValue<byte[]>(7))));
+            WindowLogRows.Add(
+                windows,
+                reader.GetInt64(0),
+                reader.GetFieldValue<DateTimeOffset>(1),
+                reader.IsDBNull(2) ? null : reader.GetFieldValue<DateTimeOffset>(2),
+                (WindowState)reader.GetInt16(3),
+                new WindowRecordItem(reader.GetGuid(4), (Priority)reader.GetInt16(5), reader.GetInt32(6), IdBlob.Unpack(reader.GetFieldValue<byte[]>(7))));
         }
 
         return windows;

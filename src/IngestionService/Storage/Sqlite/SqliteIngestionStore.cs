@@ -685,19 +685,13 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var seq = reader.GetInt64(0);
-            if (windows.Count == 0 || windows[^1].Seq != seq)
-            {
-                windows.Add(new WindowRecord(
-                    seq,
-                    DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)),
-                    reader.IsDBNull(2) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
-                    (WindowState)reader.GetInt32(3),
-                    new List<WindowRecordItem>()));
-            }
-
-            ((List<WindowRecordItem>)windows[^1].Items).Add(new WindowRecordItem(
-                ReadGuid(reader, 4), (Priority)reader.GetInt32(5), reader.GetInt32(6), IdBlob.Unpack((byte[])reader.GetValue(7))));
+            WindowLogRows.Add(
+                windows,
+                reader.GetInt64(0),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)),
+                reader.IsDBNull(2) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
+                (WindowState)reader.GetInt32(3),
+                new WindowRecordItem(ReadGuid(reader, 4), (Priority)reader.GetInt32(5), reader.GetInt32(6), IdBlob.Read(reader, 7)));
         }
 
         return windows;
