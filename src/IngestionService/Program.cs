@@ -10,7 +10,7 @@ builder.UseDefaultUrls();               // http://localhost:8000 unless --urls, 
 builder.Services.AddProblemDetails();   // every error answer is application/problem+json
 builder.Services.AddIngestionApi();     // request limits, JSON shapes, the submit path
 builder.Services.AddStorage();          // the durable source of truth (SQLite by default)
-builder.Services.AddUpstream();         // the external API the ids are fetched from
+builder.Services.AddUpstream(builder.Configuration); // the external API the ids are fetched from, and its retry policy
 builder.Services.AddDispatcher();       // the one loop that admits windows under the rate limit
 builder.Services.AddObservability();    // /metrics (Prometheus), /health/live, /health/ready
 builder.Services.AddApiDocumentation(); // /openapi/v1.json and the /docs reference

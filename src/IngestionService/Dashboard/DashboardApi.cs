@@ -60,7 +60,8 @@ public static class DashboardApi
                 drainedAt?.UtcDateTime));
         }
 
-        return TypedResults.Ok(new QueueView(now.UtcDateTime, next.UtcDateTime, window.TotalSeconds, batchSize, depth.Total, priorities));
+        var pausedUntil = await store.GetPausedUntilAsync(cancellationToken) is { } until && until > now ? until.UtcDateTime : (DateTime?)null;
+        return TypedResults.Ok(new QueueView(now.UtcDateTime, next.UtcDateTime, window.TotalSeconds, batchSize, depth.Total, priorities, pausedUntil));
     }
 
     public static async Task<Results<Ok<IngestionList>, ValidationProblem>> GetIngestionsAsync(
@@ -80,8 +81,8 @@ public static class DashboardApi
     /// <summary>
     /// Batch counts from the two counters alone, so the list costs the same however large its ingestions
     /// are. Windows take a request's positions in order and store their results in one transaction, so
-    /// completed positions are a prefix; only ids handed back by a crashed window (fetched again first)
-    /// can briefly break that, and <c>GET /status</c> is then the exact answer.
+    /// completed positions are a prefix; only ids handed back by a crashed window (fetched again first) or
+    /// waiting for a retry can break that, and <c>GET /status</c> is then the exact answer.
     /// </summary>
     internal static IngestionSummaryView Summarize(IngestionSummary ingestion)
     {
@@ -100,6 +101,7 @@ public static class DashboardApi
             ingestion.Total,
             ingestion.Started,
             ingestion.Completed,
+            ingestion.Failed,
             new BatchCounts(total, total - started, started - completed, completed));
     }
 }
@@ -111,7 +113,15 @@ public static class DashboardApi
 /// <param name="BatchSize">Ingestion:BatchSize, ids per window.</param>
 /// <param name="TotalWaiting">Ids waiting, all priorities.</param>
 /// <param name="Priorities">HIGH, MEDIUM, LOW, in the order they drain.</param>
-public sealed record QueueView(DateTime Now, DateTime NextAdmissionAt, double WindowSeconds, int BatchSize, long TotalWaiting, IReadOnlyList<PriorityQueueView> Priorities);
+/// <param name="UpstreamPausedUntil">While the upstream has asked for a pause (429 / Retry-After): when it ends. Absent otherwise.</param>
+public sealed record QueueView(
+    DateTime Now,
+    DateTime NextAdmissionAt,
+    double WindowSeconds,
+    int BatchSize,
+    long TotalWaiting,
+    IReadOnlyList<PriorityQueueView> Priorities,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] DateTime? UpstreamPausedUntil = null);
 
 /// <summary>One priority of the queue.</summary>
 /// <param name="Priority">HIGH, MEDIUM or LOW.</param>
@@ -133,6 +143,7 @@ public sealed record IngestionSummaryView(
     int TotalIds,
     int StartedIds,
     int CompletedIds,
+    int FailedIds,
     BatchCounts Batches);
 
 /// <summary>How many of an ingestion's batches are in each status.</summary>

@@ -20,6 +20,7 @@ namespace IngestionService.Dispatch;
 public sealed partial class Dispatcher(
     IIngestionStore store,
     IUpstreamClient upstream,
+    RetryPolicy retryPolicy,
     DispatchSignal signal,
     TimeProvider clock,
     IOptions<IngestionOptions> options,
@@ -106,13 +107,14 @@ public sealed partial class Dispatcher(
                 _notBefore = clock.GetUtcNow() + retryAfter;
                 await ParkAsync(Task.Delay(CeilingToMillisecond(retryAfter), clock, cancellationToken));
             }
-            else if (store.PollInterval is { } poll)
+            else if (Earliest(store.PollInterval, claim.NextDueIn) is { } lookAgain)
             {
-                // Other processes add work and finish windows without telling this one: look again soon.
+                // Other processes add work and finish windows without telling this one, and ids waiting out a
+                // retry delay come due on their own: look again then, or sooner if work arrives here.
                 // One wake-up wait is kept across polls, so a signal that arrives while this process is busy
                 // is not spent on a wait nobody watches any more (the delay carries the token).
                 var wakeUp = _wakeUp ??= signal.WaitAsync(CancellationToken.None);
-                await ParkAsync(Task.WhenAny(wakeUp, Task.Delay(poll, clock, cancellationToken)));
+                await ParkAsync(Task.WhenAny(wakeUp, Task.Delay(CeilingToMillisecond(lookAgain), clock, cancellationToken)));
                 cancellationToken.ThrowIfCancellationRequested();
                 if (wakeUp.IsCompleted)
                 {
@@ -134,46 +136,91 @@ public sealed partial class Dispatcher(
 
         metrics?.WindowStarted(window);
 
-        string[] results;
+        var fetches = new Task<UpstreamAnswer>[window.Items.Count];
+        for (var i = 0; i < fetches.Length; i++)
+        {
+            fetches[i] = FetchAsync(window.Items[i].Id, _abortFetches.Token);
+        }
+
         try
         {
-            var fetches = new Task<string>[window.Items.Count];
-            for (var i = 0; i < fetches.Length; i++)
-            {
-                fetches[i] = FetchAsync(window.Items[i].Id, _abortFetches.Token);
-            }
-
-            var all = Task.WhenAll(fetches);
-            await ParkAsync(all);
-            results = await all;
+            await ParkAsync(Task.WhenAll(fetches));
         }
-        catch (Exception exception)
+        catch (Exception)
         {
-            // A failed fetch, or a stop that outlasted ShutdownTimeout: the ids go back to the queue at once,
-            // so nothing is left running for a restart or another instance to wait out.
-            if (exception is not OperationCanceledException)
-            {
-                LogWindowFailed(logger, exception, window.Seq);
-            }
+            // Looked at call by call below.
+        }
 
+        if (_abortFetches.IsCancellationRequested && fetches.Any(fetch => !fetch.IsCompletedSuccessfully))
+        {
+            // A stop that outlasted ShutdownTimeout: the ids go back to the queue at once, uncounted, so
+            // nothing is left running for a restart or another instance to wait out.
             await store.AbandonWindowAsync(window, CancellationToken.None);
-            metrics?.IdsFailed(window.Items.Count);
+            metrics?.IdsRequeued(window.Items.Count);
             cancellationToken.ThrowIfCancellationRequested();
             return window;
         }
 
-        var finishedAt = CeilingToMillisecond(clock.GetUtcNow());
-        await store.CompleteWindowAsync(window, results, finishedAt, CancellationToken.None);
-        metrics?.IdsFetched(window.Items.Count);
-        LogWindowCompleted(logger, window.Seq, window.StartedAt, finishedAt, new WindowItemsText(window.Items));
+        var outcome = Decide(window, fetches);
+        await store.CompleteWindowAsync(window, outcome, CancellationToken.None);
+        if (outcome.Pause is { } pause)
+        {
+            // The upstream said its quota is gone: no window until it said to come back, here as in the store.
+            var pausedUntil = outcome.FinishedAt + pause;
+            _notBefore = pausedUntil > _notBefore ? pausedUntil : _notBefore;
+            LogUpstreamPaused(logger, window.Seq, pausedUntil);
+        }
+
+        metrics?.WindowFinished(outcome);
+        LogWindowCompleted(logger, window.Seq, window.StartedAt, outcome.FinishedAt, new WindowItemsText(window.Items));
         return window;
     }
+
+    /// <summary>
+    /// What each call came to, by the retry policy. A client that throws instead of answering (a bug, or
+    /// an error it did not foresee) fails that id like a failed call, never the whole window.
+    /// </summary>
+    private WindowOutcome Decide(ClaimedWindow window, Task<UpstreamAnswer>[] fetches)
+    {
+        var outcomes = new FetchOutcome[fetches.Length];
+        TimeSpan? pause = null;
+        for (var i = 0; i < fetches.Length; i++)
+        {
+            var item = window.Items[i];
+            UpstreamAnswer answer;
+            if (fetches[i].IsCompletedSuccessfully)
+            {
+                answer = fetches[i].Result;
+            }
+            else
+            {
+                var exception = fetches[i].Exception!.GetBaseException();
+                LogFetchThrew(logger, exception, item.Id, window.Seq);
+                answer = new UpstreamAnswer(UpstreamVerdict.Retryable, null, null, Error: $"{exception.GetType().Name}: {exception.Message}");
+            }
+
+            outcomes[i] = retryPolicy.Decide(item, answer);
+            if (answer.Verdict == UpstreamVerdict.Throttled && outcomes[i].RetryAfter is { } wait && (pause is null || wait > pause))
+            {
+                pause = wait;
+            }
+
+            if (outcomes[i].State != FetchState.Succeeded)
+            {
+                LogFetchFailed(logger, item.Id, window.Seq, outcomes[i].State, outcomes[i].Error, outcomes[i].Attempts);
+            }
+        }
+
+        return new WindowOutcome(outcomes, CeilingToMillisecond(clock.GetUtcNow()), pause);
+    }
+
+    private static TimeSpan? Earliest(TimeSpan? a, TimeSpan? b) => a is null ? b : b is null ? a : a < b ? a : b;
 
     /// <summary>
     /// The upstream's own task, with the metrics taken on the side: awaiting a wrapper would complete a
     /// moment after the fetch itself, and the fake-clock tests read completion straight off the task.
     /// </summary>
-    private Task<string> FetchAsync(int id, CancellationToken cancellationToken)
+    private Task<UpstreamAnswer> FetchAsync(int id, CancellationToken cancellationToken)
     {
         if (metrics is null)
         {
@@ -227,8 +274,14 @@ public sealed partial class Dispatcher(
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Window {WindowSeq} started {StartedAt:O} finished {FinishedAt:O}: {Items}")]
     private static partial void LogWindowCompleted(ILogger logger, long windowSeq, DateTimeOffset startedAt, DateTimeOffset finishedAt, WindowItemsText items);
 
-    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Window {WindowSeq} failed; its ids are back in the queue")]
-    private static partial void LogWindowFailed(ILogger logger, Exception exception, long windowSeq);
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "The upstream client threw for id {Id} in window {WindowSeq}; counted as a failed call")]
+    private static partial void LogFetchThrew(ILogger logger, Exception exception, int id, long windowSeq);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Id {Id} in window {WindowSeq}: {State} after attempt {Attempts}: {Error}")]
+    private static partial void LogFetchFailed(ILogger logger, int id, long windowSeq, FetchState state, string? error, int attempts);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "The upstream throttled window {WindowSeq}: no window starts before {PausedUntil:O}")]
+    private static partial void LogUpstreamPaused(ILogger logger, long windowSeq, DateTimeOffset pausedUntil);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Dispatching failed; trying again in {Backoff}")]
     private static partial void LogDispatchFailed(ILogger logger, Exception exception, TimeSpan backoff);

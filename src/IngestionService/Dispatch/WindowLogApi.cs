@@ -35,12 +35,20 @@ public static class WindowLogApi
             window.StartedAt.UtcDateTime,
             window.FinishedAt?.UtcDateTime,
             window.State.ToString().ToLowerInvariant(),
-            [.. window.Items.Select(item => new WindowItemView(item.IngestionId, item.Priority, item.FirstPosition, item.Ids))]))]));
+            [.. window.Items.Select(item => new WindowItemView(item.IngestionId, item.Priority, item.FirstPosition, item.Ids))],
+            window.PausedUntil?.UtcDateTime))]));
     }
 }
 
 public sealed record WindowLog(IReadOnlyList<WindowView> Windows);
 
-public sealed record WindowView(long Seq, DateTime StartedAt, DateTime? FinishedAt, string State, IReadOnlyList<WindowItemView> Items);
+/// <summary>One window; <see cref="PausedUntil"/> (absent otherwise) when the upstream's answers to it paused every window until then.</summary>
+public sealed record WindowView(
+    long Seq,
+    DateTime StartedAt,
+    DateTime? FinishedAt,
+    string State,
+    IReadOnlyList<WindowItemView> Items,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] DateTime? PausedUntil = null);
 
 public sealed record WindowItemView(Guid IngestionId, Priority Priority, int FirstPosition, int[] Ids);

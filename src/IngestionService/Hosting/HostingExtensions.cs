@@ -52,6 +52,7 @@ public static class HostingExtensions
         services.AddSingleton<IValidateOptions<IngestionOptions>, IngestionOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<IngestionSubmitter>();
+        services.AddSingleton<Backpressure>();
         services.ConfigureHttpJsonOptions(json =>
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
@@ -106,4 +107,5 @@ public static class HostingExtensions
 [JsonSerializable(typeof(WindowLog))]
 [JsonSerializable(typeof(QueueView))]
 [JsonSerializable(typeof(IngestionList))]
+[JsonSerializable(typeof(IngestionResults))]
 internal sealed partial class IngestionJsonContext : JsonSerializerContext;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using IngestionService.Dispatch;
+using IngestionService.Hosting;
 using IngestionService.Storage;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -10,6 +11,11 @@ namespace IngestionService.Ingest;
 /// <summary>The brief's two endpoints: submit ids with a priority, and read where a submission stands.</summary>
 public static class IngestionApi
 {
+    public const string IdempotencyKeyHeader = "Idempotency-Key";
+    public const string IdempotentReplayedHeader = "Idempotent-Replayed";
+    private const int MaxIdempotencyKeyLength = 255;
+    private const int DefaultResultsPage = 100;
+
     public static IEndpointRouteBuilder MapIngestionApi(this IEndpointRouteBuilder app)
     {
         app.MapPost("/ingest", IngestAsync)
@@ -19,11 +25,18 @@ public static class IngestionApi
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-            .ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity);
+            .ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests);
 
         app.MapGet("/status/{ingestionId}", GetStatusAsync)
             .WithName("GetStatus")
             .WithSummary("Where an ingestion and each of its batches stand, and when waiting batches should start.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        app.MapGet("/ingestions/{ingestionId}/results", GetResultsAsync)
+            .WithName("GetResults")
+            .WithSummary("What the upstream answered for each id called so far, by position, a page at a time.")
+            .ProducesValidationProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         return app;
@@ -32,9 +45,21 @@ public static class IngestionApi
     public static async Task<Results<Accepted<IngestAccepted>, ProblemHttpResult>> IngestAsync(
         HttpRequest request,
         IngestionSubmitter submitter,
+        Backpressure backpressure,
         IOptions<IngestionOptions> options,
         CancellationToken cancellationToken)
     {
+        string? idempotencyKey = null;
+        if (request.Headers.TryGetValue(IdempotencyKeyHeader, out var keys))
+        {
+            idempotencyKey = keys.Count == 1 ? keys[0] : null;
+            if (idempotencyKey is null || idempotencyKey.Length is 0 or > MaxIdempotencyKeyLength || idempotencyKey.Any(c => c is < '!' or > '~'))
+            {
+                return Problem(StatusCodes.Status400BadRequest, "Invalid Idempotency-Key",
+                    $"Send one Idempotency-Key of 1 to {MaxIdempotencyKeyLength} visible ASCII characters, such as a UUID.");
+            }
+        }
+
         if (!request.HasJsonContentType())
         {
             return Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
@@ -97,8 +122,78 @@ public static class IngestionApi
                 });
         }
 
-        var ingestionId = await submitter.SubmitAsync(parsed.Priority, parsed.Ids, cancellationToken);
-        return TypedResults.Accepted($"/status/{ingestionId}", new IngestAccepted(ingestionId));
+        if (backpressure.Enabled)
+        {
+            var verdict = await backpressure.CheckAsync(parsed.Ids.Length, cancellationToken);
+            if (verdict.NeverFits)
+            {
+                return Problem(StatusCodes.Status413PayloadTooLarge, "Request would exceed the backlog limit",
+                    $"{parsed.Ids.Length} ids alone take {verdict.Drain} to fetch at the rate limit, more than Ingestion:MaxBacklog ({options.Value.MaxBacklog}). Split the request.");
+            }
+
+            if (!verdict.Accepted)
+            {
+                request.HttpContext.Response.Headers.RetryAfter = ((long)verdict.RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return Problem(StatusCodes.Status429TooManyRequests, "Backlog full",
+                    $"The queue would take {verdict.Drain} to drain with these ids, more than Ingestion:MaxBacklog ({options.Value.MaxBacklog}). Try again in {(long)verdict.RetryAfter.TotalSeconds} s; nothing was stored.");
+            }
+        }
+
+        var result = await submitter.SubmitAsync(parsed.Priority, parsed.Ids, idempotencyKey, cancellationToken);
+        switch (result.Outcome)
+        {
+            case EnqueueOutcome.KeyConflict:
+                return TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]>
+                {
+                    [IdempotencyKeyHeader] = [$"This key was used for a different request (ingestion {result.IngestionId}); use a new key for a new request."],
+                })
+                {
+                    Status = StatusCodes.Status422UnprocessableEntity,
+                    Title = "Idempotency-Key reused with a different request",
+                });
+            case EnqueueOutcome.Replayed:
+                // The answer the first request got; nothing new was stored.
+                request.HttpContext.Response.Headers[IdempotentReplayedHeader] = "true";
+                break;
+        }
+
+        return TypedResults.Accepted($"/status/{result.IngestionId}", new IngestAccepted(result.IngestionId));
+    }
+
+    /// <summary>
+    /// <c>GET /ingestions/{id}/results?after=&amp;limit=</c>: the stored outcome of every id called so far, in
+    /// position order. <c>after</c> is the last position of the previous page (exclusive); <c>next</c> links the
+    /// following page while this one is full.
+    /// </summary>
+    public static async Task<Results<Ok<IngestionResults>, ProblemHttpResult, ValidationProblem>> GetResultsAsync(
+        string ingestionId,
+        string? after,
+        string? limit,
+        IIngestionStore store,
+        CancellationToken cancellationToken)
+    {
+        if (!ListLimit.TryParse(limit, DefaultResultsPage, out var count, out var problem))
+        {
+            return problem;
+        }
+
+        var afterPosition = -1;
+        if (after is not null && !(int.TryParse(after, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out afterPosition)))
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+            {
+                ["after"] = [$"'after' must be a position: a whole number of 0 or more (got '{after}')."],
+            });
+        }
+
+        var results = Guid.TryParse(ingestionId, out var id) ? await store.GetResultsAsync(id, afterPosition, count, cancellationToken) : null;
+        if (results is null)
+        {
+            return Problem(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.");
+        }
+
+        var next = results.Count == count ? $"/ingestions/{id}/results?after={results[^1].Position}&limit={count}" : null;
+        return TypedResults.Ok(new IngestionResults(id, [.. results.Select(IdResultView.From)], next));
     }
 
     public static async Task<Results<StatusJsonResult, ProblemHttpResult>> GetStatusAsync(
@@ -116,6 +211,11 @@ public static class IngestionApi
         }
 
         var now = clock.GetUtcNow();
+        if (snapshot.PausedUntil <= now)
+        {
+            snapshot = snapshot with { PausedUntil = null }; // shown only while it holds windows back
+        }
+
         var next = dispatcher.NextWindowNotBefore > now ? dispatcher.NextWindowNotBefore : now;
         return new StatusJsonResult(snapshot, new WaitEstimate(next, options.Value.Window, options.Value.BatchSize));
     }
@@ -135,3 +235,31 @@ public sealed record IngestRequest(int[] Ids, Priority Priority);
 
 /// <summary>The answer of <c>POST /ingest</c>.</summary>
 public sealed record IngestAccepted(Guid IngestionId);
+
+/// <summary>A page of <c>GET /ingestions/{id}/results</c>; <see cref="Next"/> is the next page's address, null on the last.</summary>
+public sealed record IngestionResults(Guid IngestionId, IReadOnlyList<IdResultView> Results, string? Next);
+
+/// <summary>
+/// The latest outcome for one position of an ingestion. <see cref="HttpStatus"/> is null when no HTTP answer
+/// came (a timeout, a refused connection) and for the simulated upstream; <see cref="Body"/> is cut at
+/// Upstream:MaxBodyBytes (<see cref="BodyTruncated"/>); <see cref="NextAttemptAt"/> is set while retrying.
+/// </summary>
+public sealed record IdResultView(
+    int Position,
+    int Id,
+    FetchState State,
+    int? HttpStatus,
+    string? Body,
+    bool BodyTruncated,
+    int Attempts,
+    string? Error,
+    DateTime FetchedAt,
+    DateTime? NextAttemptAt)
+{
+    public static IdResultView From(IdResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        return new(result.Position, result.Id, result.State, result.HttpStatus, result.Body, result.BodyTruncated, result.Attempts, result.Error,
+            result.FetchedAt.UtcDateTime, result.NextAttemptAt?.UtcDateTime);
+    }
+}

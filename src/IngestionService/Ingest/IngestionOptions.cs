@@ -36,6 +36,15 @@ public sealed class IngestionOptions
     public int MaxIdsPerRequest { get; set; } = 100_000;
 
     /// <summary>
+    /// Backpressure, off when unset: when the queue, with a new request's ids, would take longer than this
+    /// to drain at the rate limit, <c>POST /ingest</c> answers 429 with the Retry-After that brings it back under.
+    /// </summary>
+    public TimeSpan? MaxBacklog { get; set; }
+
+    /// <summary>How long an <c>Idempotency-Key</c> is remembered: a retried POST within it creates nothing new.</summary>
+    public TimeSpan IdempotencyKeyLifetime { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>
     /// The largest request body accepted, derived from <see cref="MaxIdsPerRequest"/>: room for every id
     /// written with generous whitespace (24 bytes an id) plus 64 KiB for the rest of the document.
     /// </summary>
@@ -78,6 +87,16 @@ internal sealed class IngestionOptionsValidator : IValidateOptions<IngestionOpti
         if (options.MaxIdsPerRequest is < 1 or > 10_000_000)
         {
             failures.Add($"Ingestion:MaxIdsPerRequest must be between 1 and 10000000 (got {options.MaxIdsPerRequest}).");
+        }
+
+        if (options.MaxBacklog is { } backlog && (backlog < options.Window || backlog > TimeSpan.FromDays(365)))
+        {
+            failures.Add($"Ingestion:MaxBacklog must be at least Ingestion:Window ({options.Window}) and at most 365.00:00:00, or unset to turn backpressure off (got {backlog}).");
+        }
+
+        if (options.IdempotencyKeyLifetime < TimeSpan.FromMinutes(1) || options.IdempotencyKeyLifetime > TimeSpan.FromDays(30))
+        {
+            failures.Add($"Ingestion:IdempotencyKeyLifetime must be between 00:01:00 and 30.00:00:00 (got {options.IdempotencyKeyLifetime}).");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

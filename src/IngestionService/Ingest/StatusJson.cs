@@ -15,7 +15,7 @@ namespace IngestionService.Ingest;
 /// </summary>
 public static class StatusJson
 {
-    /// <summary>Room for one batch without its ids: the names, a UUID, a status and three times (about 200 bytes).</summary>
+    /// <summary>Room for one batch without its ids: the names, a UUID, a status, three times and a failure count (about 220 bytes).</summary>
     private const int BatchBytesWithoutIds = 320;
 
     /// <summary>Room for one id and its comma: ten digits at most (1 000 000 007).</summary>
@@ -43,6 +43,8 @@ public static class StatusJson
         AppendNumber(span, ref n, snapshot.Started);
         Append(span, ref n, ",\"completed_ids\":"u8);
         AppendNumber(span, ref n, snapshot.Completed);
+        Append(span, ref n, ",\"failed_ids\":"u8);
+        AppendNumber(span, ref n, snapshot.Failed.Count);
         Append(span, ref n, ",\"ids_ahead\":"u8);
         if (progress.IdsAhead is { } ahead)
         {
@@ -52,6 +54,12 @@ public static class StatusJson
         else
         {
             Append(span, ref n, "null"u8);
+        }
+
+        if (snapshot.PausedUntil is { } pausedUntil)
+        {
+            Append(span, ref n, ",\"upstream_paused_until\":"u8);
+            AppendTime(span, ref n, pausedUntil.UtcDateTime);
         }
 
         Append(span, ref n, ",\"batches\":["u8);
@@ -95,7 +103,14 @@ public static class StatusJson
                 AppendTime(span, ref n, progress.TriggeredAtOf(batch));
                 Append(span, ref n, ",\"completed_at\":"u8);
                 AppendTime(span, ref n, progress.CompletedAtOf(batch));
-                Append(span, ref n, ",\"estimated_start_at\":null}"u8);
+                Append(span, ref n, ",\"estimated_start_at\":null"u8);
+                if (progress.FailedOf(batch) is var failed and > 0)
+                {
+                    Append(span, ref n, ",\"failed_ids\":"u8);
+                    AppendNumber(span, ref n, failed);
+                }
+
+                span[n++] = (byte)'}';
             }
 
             output.Advance(n);
@@ -112,7 +127,7 @@ public static class StatusJson
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         var batches = (snapshot.Ids.Length + snapshot.BatchSize - 1) / snapshot.BatchSize;
-        return 512 + (batches * 224) + (snapshot.Ids.Length * BytesPerId);
+        return 512 + (batches * 240) + (snapshot.Ids.Length * BytesPerId);
     }
 
     private static ReadOnlySpan<byte> Name(ProgressStatus status) => status switch

@@ -17,7 +17,11 @@ public enum ProgressStatus
     Completed,
 }
 
-/// <summary>The answer of <c>GET /status/{ingestion_id}</c>.</summary>
+/// <summary>
+/// The answer of <c>GET /status/{ingestion_id}</c>. <see cref="CompletedIds"/> counts ids with a final
+/// result, <see cref="FailedIds"/> of them a failure (HTTP upstream only). <see cref="UpstreamPausedUntil"/>
+/// appears only while the upstream has asked for a pause (429 / Retry-After): no window starts before it.
+/// </summary>
 public sealed record IngestionStatus(
     Guid IngestionId,
     ProgressStatus Status,
@@ -26,14 +30,24 @@ public sealed record IngestionStatus(
     int TotalIds,
     int StartedIds,
     int CompletedIds,
+    int FailedIds,
     long? IdsAhead,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTime? UpstreamPausedUntil,
     IReadOnlyList<BatchStatus> Batches);
 
 /// <summary>
 /// One batch: the request's ids in order, chunked by the batch size. A batch still waiting also says
-/// when it is expected to start.
+/// when it is expected to start. A completed batch has a final result for every id; <see cref="FailedIds"/>
+/// (present only when not zero) says how many of them are failures.
 /// </summary>
-public sealed record BatchStatus(Guid BatchId, int[] Ids, ProgressStatus Status, DateTime? TriggeredAt, DateTime? CompletedAt, DateTime? EstimatedStartAt);
+public sealed record BatchStatus(
+    Guid BatchId,
+    int[] Ids,
+    ProgressStatus Status,
+    DateTime? TriggeredAt,
+    DateTime? CompletedAt,
+    DateTime? EstimatedStartAt,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] int FailedIds = 0);
 
 /// <summary>
 /// What the dispatcher knows about the future: when it may admit its next window, how far apart windows
@@ -49,7 +63,8 @@ public readonly record struct WaitEstimate(DateTimeOffset NextAdmission, TimeSpa
 /// <summary>
 /// Derives per-batch states and times from an ingestion's counters and its window spans. Nothing here is
 /// stored per batch: a batch is triggered once its first position was taken by a window, and completed
-/// once every position of it was started and none is still running or waiting to be fetched again.
+/// once every position of it was started and none is still running or waiting to be fetched again (so
+/// every id has a final result: the data, or a failure counted in <see cref="BatchStatus.FailedIds"/>).
 /// Both only ever move forward, so statuses never go backwards.
 /// </summary>
 public static class StatusReport
@@ -71,10 +86,13 @@ public static class StatusReport
                 progress.StatusOf(batch),
                 progress.TriggeredAtOf(batch),
                 progress.CompletedAtOf(batch),
-                progress.EstimatedStartOf(batch));
+                progress.EstimatedStartOf(batch),
+                progress.FailedOf(batch));
         }
 
-        return new IngestionStatus(snapshot.Id, progress.Overall, snapshot.Priority, snapshot.CreatedAt.UtcDateTime, ids.Length, snapshot.Started, snapshot.Completed, progress.IdsAhead, batches);
+        return new IngestionStatus(
+            snapshot.Id, progress.Overall, snapshot.Priority, snapshot.CreatedAt.UtcDateTime, ids.Length, snapshot.Started, snapshot.Completed,
+            snapshot.Failed.Count, progress.IdsAhead, snapshot.PausedUntil?.UtcDateTime, batches);
     }
 
     /// <summary>Each batch's status and times, and the overall status, without building a record per batch.</summary>
@@ -147,6 +165,7 @@ public sealed class BatchProgress
     private ProgressStatus[]? _status;
     private DateTime?[]? _triggeredAt;
     private DateTime?[]? _completedAt;
+    private int[]? _failed;
 
     internal BatchProgress(int count, IngestionSnapshot snapshot, WaitEstimate? estimate)
     {
@@ -173,6 +192,26 @@ public sealed class BatchProgress
     public DateTime? TriggeredAtOf(int batch) => _triggeredAt?[batch];
 
     public DateTime? CompletedAtOf(int batch) => _completedAt?[batch];
+
+    /// <summary>How many ids of a batch failed for good.</summary>
+    public int FailedOf(int batch)
+    {
+        if (_snapshot.Failed.Count == 0)
+        {
+            return 0;
+        }
+
+        if (_failed is null)
+        {
+            _failed = new int[Count];
+            foreach (var position in _snapshot.Failed)
+            {
+                _failed[position / _snapshot.BatchSize]++;
+            }
+        }
+
+        return _failed[batch];
+    }
 
     /// <summary>When a waiting batch's first id is expected to start; null for a batch that has started.</summary>
     public DateTime? EstimatedStartOf(int batch) =>

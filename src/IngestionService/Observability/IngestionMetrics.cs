@@ -16,6 +16,8 @@ public sealed class IngestionMetrics
     private readonly Counter<long> _windowsStarted;
     private readonly Counter<long> _idsFetched;
     private readonly Counter<long> _idsFailed;
+    private readonly Counter<long> _idsRetried;
+    private readonly Counter<long> _pauses;
     private readonly UpDownCounter<long> _idsInFlight;
     private readonly Histogram<double> _waitDuration;
     private readonly Histogram<double> _upstreamDuration;
@@ -27,7 +29,11 @@ public sealed class IngestionMetrics
         _meter = meterFactory.Create(MeterName);
         _windowsStarted = _meter.CreateCounter<long>("ingestion.windows.started", "{window}", "Windows admitted by the rate limiter.");
         _idsFetched = _meter.CreateCounter<long>("ingestion.ids.fetched", "{id}", "Ids whose upstream answer was stored.");
-        _idsFailed = _meter.CreateCounter<long>("ingestion.ids.failed", "{id}", "Ids whose fetch failed or was cut off; they are fetched again.");
+        _idsFailed = _meter.CreateCounter<long>("ingestion.ids.failed", "{id}", "Ids recorded as failed for good (attempts exhausted or a permanent error).");
+        _idsRetried = _meter.CreateCounter<long>("ingestion.ids.retried", "{id}", "Ids put back in the queue to be called again: a failed or throttled call, or a window cut off at shutdown.");
+        _pauses = _meter.CreateCounter<long>("ingestion.upstream.pauses", "{pause}", "Windows whose calls the upstream refused for quota (429, or 503 with Retry-After), each pausing every window.");
+        _meter.CreateObservableGauge("ingestion.upstream.pause_remaining", () => monitor.PauseRemainingSeconds, "s",
+            "Seconds left of the pause the upstream asked for; no window starts before it ends.");
         _idsInFlight = _meter.CreateUpDownCounter<long>("ingestion.ids.in_flight", "{id}", "Upstream calls under way in this process.");
         _waitDuration = _meter.CreateHistogram(
             "ingestion.wait.duration", "s", "Time from submission to the start of an id's fetch.",
@@ -63,9 +69,32 @@ public sealed class IngestionMetrics
         _upstreamDuration.Record(took.TotalSeconds);
     }
 
-    public void IdsFetched(int count) => _idsFetched.Add(count);
+    /// <summary>Counts a finished window's calls by what they came to.</summary>
+    public void WindowFinished(WindowOutcome outcome)
+    {
+        ArgumentNullException.ThrowIfNull(outcome);
+        int fetched = 0, retried = 0, failed = 0;
+        foreach (var fetch in outcome.Fetches)
+        {
+            switch (fetch.State)
+            {
+                case FetchState.Succeeded: fetched++; break;
+                case FetchState.Retrying: retried++; break;
+                default: failed++; break;
+            }
+        }
 
-    public void IdsFailed(int count) => _idsFailed.Add(count);
+        _idsFetched.Add(fetched);
+        _idsRetried.Add(retried);
+        _idsFailed.Add(failed);
+        if (outcome.Pause is not null)
+        {
+            _pauses.Add(1);
+        }
+    }
+
+    /// <summary>Ids of a window cut off at shutdown, handed back uncounted.</summary>
+    public void IdsRequeued(int count) => _idsRetried.Add(count);
 
     private static IEnumerable<Measurement<long>> Waiting(QueueDepth depth)
     {

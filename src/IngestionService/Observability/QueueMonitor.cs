@@ -6,7 +6,8 @@ namespace IngestionService.Observability;
 
 /// <summary>
 /// Samples the store every couple of seconds for what the gauges show: ids waiting by priority, and the
-/// compliance figure, the most ids started within any <c>Window</c>-long span of the window log. Read
+/// compliance figure, the most ids started within any <c>Window</c>-long span of the window log, and the
+/// upstream's pause. Read
 /// from the store rather than counted in memory, so both are true for several instances as well.
 /// </summary>
 public sealed partial class QueueMonitor(IIngestionStore store, TimeProvider clock, IOptions<IngestionOptions> options, ILogger<QueueMonitor> logger) : BackgroundService
@@ -19,8 +20,12 @@ public sealed partial class QueueMonitor(IIngestionStore store, TimeProvider clo
     private long _lastSeq;
     private QueueDepth _depth;
     private int _maxIdsPerWindowSpan;
+    private DateTimeOffset? _pausedUntil;
 
     public QueueDepth Depth => _depth;
+
+    /// <summary>Seconds left of the pause the upstream asked for (429 / Retry-After); zero when none.</summary>
+    public double PauseRemainingSeconds => _pausedUntil is { } until && until > clock.GetUtcNow() ? (until - clock.GetUtcNow()).TotalSeconds : 0;
 
     public int MaxIdsPerWindowSpan => Volatile.Read(ref _maxIdsPerWindowSpan);
 
@@ -44,6 +49,7 @@ public sealed partial class QueueMonitor(IIngestionStore store, TimeProvider clo
     internal async Task SampleAsync(CancellationToken cancellationToken)
     {
         _depth = await store.GetQueueDepthAsync(cancellationToken);
+        _pausedUntil = await store.GetPausedUntilAsync(cancellationToken);
         var fresh = (await store.GetRecentWindowsAsync(WindowsPerSample, cancellationToken))
             .Where(w => w.Seq > _lastSeq)
             .OrderBy(w => w.StartedAt)

@@ -18,8 +18,10 @@ public interface IIngestionStore
     /// <summary>
     /// Stores a new ingestion. When this returns, the ingestion is committed and survives a crash. A shared
     /// store stamps the created time on its own clock, so that instances with skewed clocks order alike.
+    /// With an idempotency key, the key is stored in the same transaction; a key already stored (and not
+    /// expired) creates nothing and answers the ingestion it created, or a conflict if the request differed.
     /// </summary>
-    Task EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken);
+    Task<EnqueueResult> EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken);
 
     /// <summary>
     /// How often a dispatcher must ask <see cref="ClaimWindowAsync"/> again on its own while it has nothing
@@ -37,21 +39,36 @@ public interface IIngestionStore
     /// place in that order. A store only this process writes reads time from <paramref name="now"/>; a
     /// shared store uses its own (the database's) clock so that hosts with skewed clocks agree.
     /// </summary>
+    /// <remarks>
+    /// Ids waiting for a retry are eligible only from their next-attempt time, and no window is admitted
+    /// while the upstream's pause (set by <see cref="CompleteWindowAsync"/>) lasts.
+    /// </remarks>
     /// <returns>The window, or when to ask again (like a rate-limiter lease's RetryAfter), or neither when nothing waits.</returns>
     Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, TimeSpan window, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Stores the results of a running window and marks it and its ids completed; throws if the window is
-    /// no longer running (completed already, or taken back after its lease expired). A shared store
-    /// stamps the finish on its own clock, like the start, rather than <paramref name="finishedAt"/>.
+    /// Stores what each call of a running window came to and marks the window completed; throws if the
+    /// window is no longer running (completed already, or taken back after its lease expired). Succeeded
+    /// and failed ids are final; ids to retry go back to the queue at their original place, eligible
+    /// after their delay; a pause stops every window until it ends. A shared store stamps the finish
+    /// (and the times derived from it) on its own clock, like the start.
     /// </summary>
-    Task CompleteWindowAsync(ClaimedWindow window, IReadOnlyList<string> results, DateTimeOffset finishedAt, CancellationToken cancellationToken);
+    Task CompleteWindowAsync(ClaimedWindow window, WindowOutcome outcome, CancellationToken cancellationToken);
 
     /// <summary>Marks a running window abandoned and puts its ids back in the queue at their original place.</summary>
     Task AbandonWindowAsync(ClaimedWindow window, CancellationToken cancellationToken);
 
     /// <summary>Everything needed to report an ingestion's status, read in one consistent snapshot; null if unknown.</summary>
     Task<IngestionSnapshot?> GetIngestionAsync(Guid ingestionId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// What the upstream answered for the ids of an ingestion that have been called at least once, by
+    /// position from <paramref name="afterPosition"/> (exclusive); null if the ingestion is unknown.
+    /// </summary>
+    Task<IReadOnlyList<IdResult>?> GetResultsAsync(Guid ingestionId, int afterPosition, int limit, CancellationToken cancellationToken);
+
+    /// <summary>The end of the newest pause the upstream asked for (429 / Retry-After), past or not; null if it never did.</summary>
+    Task<DateTimeOffset?> GetPausedUntilAsync(CancellationToken cancellationToken);
 
     /// <summary>The newest windows, newest first.</summary>
     Task<IReadOnlyList<WindowRecord>> GetRecentWindowsAsync(int limit, CancellationToken cancellationToken);
@@ -67,17 +84,79 @@ public interface IIngestionStore
 }
 
 /// <summary>An accepted request, as it is stored.</summary>
-public sealed record NewIngestion(Guid Id, Priority Priority, DateTimeOffset CreatedAt, int BatchSize, int[] Ids);
+public sealed record NewIngestion(Guid Id, Priority Priority, DateTimeOffset CreatedAt, int BatchSize, int[] Ids, IdempotencyKey? Idempotency = null);
 
-/// <summary>One id taken into a window.</summary>
-public readonly record struct WindowItem(long IngestionSeq, Guid IngestionId, Priority Priority, int Position, int Id);
+/// <summary>A client's <c>Idempotency-Key</c>, the hash of the request it came with, and when it may be forgotten.</summary>
+public sealed record IdempotencyKey(string Key, byte[] RequestHash, DateTimeOffset ExpiresAt);
+
+public enum EnqueueOutcome
+{
+    /// <summary>A new ingestion was stored.</summary>
+    Created,
+
+    /// <summary>The key was seen before with the same request: nothing new, the earlier ingestion is answered.</summary>
+    Replayed,
+
+    /// <summary>The key was seen before with a different request: nothing stored.</summary>
+    KeyConflict,
+}
+
+public readonly record struct EnqueueResult(Guid IngestionId, EnqueueOutcome Outcome);
+
+/// <summary>
+/// One id taken into a window. <see cref="PriorAttempts"/> counts the calls already made for it, of which
+/// <see cref="PriorThrottled"/> were refused for quota (429) and do not count as its failures.
+/// </summary>
+public readonly record struct WindowItem(long IngestionSeq, Guid IngestionId, Priority Priority, int Position, int Id, int PriorAttempts = 0, int PriorThrottled = 0);
+
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<FetchState>))]
+public enum FetchState
+{
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("succeeded")]
+    Succeeded = 0,
+
+    /// <summary>Failed for now; back in the queue until its next attempt.</summary>
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("retrying")]
+    Retrying = 1,
+
+    /// <summary>Failed for good: attempts exhausted, or an answer that another try would not change.</summary>
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("failed")]
+    Failed = 2,
+}
+
+/// <summary>
+/// What one call came to. <see cref="Attempts"/> and <see cref="Throttled"/> are the id's totals including
+/// this call; <see cref="RetryAfter"/> is the delay before a <see cref="FetchState.Retrying"/> id may be
+/// called again, from the window's finish.
+/// </summary>
+public sealed record FetchOutcome(FetchState State, int? HttpStatus, string? Body, bool BodyTruncated, string? Error, int Attempts, int Throttled, TimeSpan? RetryAfter);
+
+/// <summary>
+/// A finished window: one outcome per item, in the items' order; <see cref="Pause"/>, when the upstream
+/// said its quota is gone, holds every window back for that long from the finish.
+/// </summary>
+public sealed record WindowOutcome(IReadOnlyList<FetchOutcome> Fetches, DateTimeOffset FinishedAt, TimeSpan? Pause = null);
+
+/// <summary>The stored answer for one id of an ingestion: its latest call's outcome.</summary>
+public sealed record IdResult(
+    int Position,
+    int Id,
+    FetchState State,
+    int? HttpStatus,
+    string? Body,
+    bool BodyTruncated,
+    int Attempts,
+    string? Error,
+    DateTimeOffset FetchedAt,
+    DateTimeOffset? NextAttemptAt);
 
 /// <summary>
 /// The answer of <see cref="IIngestionStore.ClaimWindowAsync"/>: a window to run, or the time until the
-/// limiter may admit one (another window still runs, or the last one started less than a window ago),
-/// or neither when no id waits.
+/// limiter may admit one (another window still runs, the last one started less than a window ago, or the
+/// upstream asked for a pause), or neither when no id is due. <see cref="NextDueIn"/> says when ids now
+/// waiting out a retry delay become due; unlike <see cref="RetryAfter"/>, new work may come sooner.
 /// </summary>
-public readonly record struct WindowClaim(ClaimedWindow? Window, TimeSpan? RetryAfter)
+public readonly record struct WindowClaim(ClaimedWindow? Window, TimeSpan? RetryAfter, TimeSpan? NextDueIn = null)
 {
     public static WindowClaim NothingWaits => default;
 
@@ -85,6 +164,9 @@ public readonly record struct WindowClaim(ClaimedWindow? Window, TimeSpan? Retry
 
     /// <summary>Never less than a millisecond, so a caller that waits and asks again cannot spin.</summary>
     public static WindowClaim NotYet(TimeSpan retryAfter) => new(null, retryAfter > MinimumRetry ? retryAfter : MinimumRetry);
+
+    /// <summary>Nothing is due now; ids waiting for a retry are due after <paramref name="dueIn"/>.</summary>
+    public static WindowClaim NothingDueFor(TimeSpan dueIn) => new(null, null, dueIn > MinimumRetry ? dueIn : MinimumRetry);
 
     private static TimeSpan MinimumRetry => TimeSpan.FromMilliseconds(1);
 }
@@ -117,13 +199,19 @@ public sealed record IngestionSnapshot(
     int Completed,
     IReadOnlyList<WindowSpan> Spans,
     IReadOnlyList<int> Requeued,
-    long IdsAhead = 0);
+    long IdsAhead = 0,
+    IReadOnlyList<int>? FailedPositions = null,
+    DateTimeOffset? PausedUntil = null)
+{
+    /// <summary>Positions whose ids failed for good (their batch is still final); empty while none did.</summary>
+    public IReadOnlyList<int> Failed => FailedPositions ?? [];
+}
 
 /// <summary>
 /// An ingestion's counters without its ids or window spans: [0, <see cref="Started"/>) have been handed to
-/// a window and <see cref="Completed"/> positions have a stored result.
+/// a window and <see cref="Completed"/> positions have a final result, <see cref="Failed"/> of them a failure.
 /// </summary>
-public sealed record IngestionSummary(Guid Id, Priority Priority, DateTimeOffset CreatedAt, int BatchSize, int Total, int Started, int Completed);
+public sealed record IngestionSummary(Guid Id, Priority Priority, DateTimeOffset CreatedAt, int BatchSize, int Total, int Started, int Completed, int Failed = 0);
 
 /// <summary>How many ids wait, by priority, ids handed back by abandoned windows included.</summary>
 public readonly record struct QueueDepth(long High, long Medium, long Low)
@@ -138,8 +226,8 @@ public readonly record struct QueueDepth(long High, long Medium, long Low)
     };
 }
 
-/// <summary>One entry of the window log.</summary>
-public sealed record WindowRecord(long Seq, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, WindowState State, IReadOnlyList<WindowRecordItem> Items);
+/// <summary>One entry of the window log; <see cref="PausedUntil"/> when its answers paused the upstream.</summary>
+public sealed record WindowRecord(long Seq, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, WindowState State, IReadOnlyList<WindowRecordItem> Items, DateTimeOffset? PausedUntil = null);
 
 /// <summary>The ids one window took from one ingestion.</summary>
 public sealed record WindowRecordItem(Guid IngestionId, Priority Priority, int FirstPosition, int[] Ids);

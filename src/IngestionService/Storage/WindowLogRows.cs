@@ -6,11 +6,11 @@ namespace IngestionService.Storage;
 /// </summary>
 internal static class WindowLogRows
 {
-    public static void Add(List<WindowRecord> windows, long seq, DateTimeOffset startedAt, DateTimeOffset? finishedAt, WindowState state, WindowRecordItem item)
+    public static void Add(List<WindowRecord> windows, long seq, DateTimeOffset startedAt, DateTimeOffset? finishedAt, WindowState state, DateTimeOffset? pausedUntil, WindowRecordItem item)
     {
         if (windows.Count == 0 || windows[^1].Seq != seq)
         {
-            windows.Add(new WindowRecord(seq, startedAt, finishedAt, state, new List<WindowRecordItem>()));
+            windows.Add(new WindowRecord(seq, startedAt, finishedAt, state, new List<WindowRecordItem>(), pausedUntil));
         }
 
         ((List<WindowRecordItem>)windows[^1].Items).Add(item);

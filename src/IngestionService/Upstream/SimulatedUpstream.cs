@@ -8,13 +8,13 @@ public sealed class SimulatedUpstream(IOptions<UpstreamOptions> options, TimePro
 {
     private readonly TimeSpan _delay = options.Value.SimulatedDelay;
 
-    public async Task<string> FetchAsync(int id, CancellationToken cancellationToken)
+    public async Task<UpstreamAnswer> FetchAsync(int id, CancellationToken cancellationToken)
     {
         if (_delay > TimeSpan.Zero)
         {
             await Task.Delay(_delay, clock, cancellationToken);
         }
 
-        return string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"processed"}""");
+        return UpstreamAnswer.Success(string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"processed"}"""));
     }
 }

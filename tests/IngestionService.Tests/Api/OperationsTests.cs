@@ -24,7 +24,7 @@ public sealed class OperationsTests
 
         Assert.StartsWith("3.1", document.GetProperty("openapi").GetString(), StringComparison.Ordinal);
         var ingest = document.GetProperty("paths").GetProperty("/ingest").GetProperty("post");
-        Assert.Equal(["202", "400", "413", "415", "422"], ingest.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
+        Assert.Equal(["202", "400", "413", "415", "422", "429"], ingest.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
         Assert.True(ingest.GetProperty("responses").GetProperty("202").GetProperty("headers").TryGetProperty("Location", out _));
         Assert.True(ingest.GetProperty("requestBody").GetProperty("content").TryGetProperty("application/json", out _));
         Assert.Equal("application/problem+json", ingest.GetProperty("responses").GetProperty("422").GetProperty("content").EnumerateObject().Single().Name);

@@ -6,15 +6,18 @@ namespace IngestionService.Tests.Infrastructure;
 
 /// <summary>
 /// The simulated upstream's behaviour (a delay on the given clock, then the brief's body) that also
-/// records every call and the most calls it ever had in flight at once.
+/// records every call and the most calls it ever had in flight at once. A script may answer otherwise:
+/// it is given the id and how many times it was called before, and returns the answer, or null for the
+/// brief's success.
 /// </summary>
 /// <remarks>
 /// Written with an inline continuation rather than <c>async</c>/<c>await</c> so that a fetch is complete
 /// the moment the fake clock fires its timer: the harness decides from <c>Task.IsCompleted</c> whether
 /// the dispatcher is about to move, and must not see a fetch that is done but not yet marked so.
 /// </remarks>
-public sealed class CountingUpstream(TimeProvider clock, TimeSpan delay) : IUpstreamClient
+public sealed class CountingUpstream(TimeProvider clock, TimeSpan delay, Func<int, int, UpstreamAnswer?>? script = null) : IUpstreamClient
 {
+    private readonly ConcurrentDictionary<int, int> _callsPerId = new();
     private int _inFlight;
     private int _maxInFlight;
 
@@ -22,9 +25,10 @@ public sealed class CountingUpstream(TimeProvider clock, TimeSpan delay) : IUpst
 
     public int MaxInFlight => Volatile.Read(ref _maxInFlight);
 
-    public Task<string> FetchAsync(int id, CancellationToken cancellationToken)
+    public Task<UpstreamAnswer> FetchAsync(int id, CancellationToken cancellationToken)
     {
         Calls.Enqueue((id, clock.GetUtcNow()));
+        var before = _callsPerId.AddOrUpdate(id, 1, (_, calls) => calls + 1) - 1;
         var now = Interlocked.Increment(ref _inFlight);
         int seen;
         while (now > (seen = Volatile.Read(ref _maxInFlight)) && Interlocked.CompareExchange(ref _maxInFlight, now, seen) != seen)
@@ -36,7 +40,8 @@ public sealed class CountingUpstream(TimeProvider clock, TimeSpan delay) : IUpst
             {
                 Interlocked.Decrement(ref _inFlight);
                 delayed.GetAwaiter().GetResult();
-                return string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"processed"}""");
+                return script?.Invoke(id, before)
+                    ?? UpstreamAnswer.Success(string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"processed"}"""));
             },
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,

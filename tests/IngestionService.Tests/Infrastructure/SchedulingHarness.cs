@@ -2,6 +2,7 @@ using IngestionService.Dispatch;
 using IngestionService.Ingest;
 using IngestionService.Storage;
 using IngestionService.Storage.Sqlite;
+using IngestionService.Upstream;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
@@ -48,15 +49,19 @@ public sealed class SchedulingHarness : IAsyncDisposable
         TimeSpan? window = null,
         TimeSpan? fetchDelay = null,
         int batchSize = 3,
-        DateTimeOffset? now = null)
+        DateTimeOffset? now = null,
+        Func<int, int, UpstreamAnswer?>? script = null,
+        UpstreamOptions? upstreamOptions = null)
     {
         var clock = new FakeTimeProvider(now ?? T0);
         var ingestion = Options.Create(new IngestionOptions { BatchSize = batchSize, Window = window ?? TimeSpan.FromSeconds(5), ShutdownTimeout = TimeSpan.Zero });
         var store = new SqliteIngestionStore(Options.Create(new StorageOptions { ConnectionString = database.ConnectionString }), NullLogger<SqliteIngestionStore>.Instance);
         await store.InitializeAsync(CancellationToken.None);
         var signal = new DispatchSignal();
-        var upstream = new CountingUpstream(clock, fetchDelay ?? TimeSpan.FromSeconds(1));
-        var dispatcher = new Dispatcher(store, upstream, signal, clock, ingestion, NullLogger<Dispatcher>.Instance);
+        var upstream = new CountingUpstream(clock, fetchDelay ?? TimeSpan.FromSeconds(1), script);
+        // No jitter on the fake clock: every retry comes due at the top of its range, so tests know when.
+        var retryPolicy = new RetryPolicy(Options.Create(upstreamOptions ?? new UpstreamOptions()), () => 1.0);
+        var dispatcher = new Dispatcher(store, upstream, retryPolicy, signal, clock, ingestion, NullLogger<Dispatcher>.Instance);
         var harness = new SchedulingHarness(clock, store, dispatcher, new IngestionSubmitter(store, signal, clock, ingestion), upstream);
         await dispatcher.StartAsync(CancellationToken.None);
         await harness.QuiescentAsync();
@@ -66,9 +71,9 @@ public sealed class SchedulingHarness : IAsyncDisposable
     /// <summary>Submits like <c>POST /ingest</c> does, then lets the dispatcher react before time moves on.</summary>
     public async Task<Guid> SubmitAsync(Priority priority, params int[] ids)
     {
-        var id = await Submitter.SubmitAsync(priority, ids, CancellationToken.None);
+        var result = await Submitter.SubmitAsync(priority, ids, null, CancellationToken.None);
         await QuiescentAsync();
-        return id;
+        return result.IngestionId;
     }
 
     /// <summary>Moves the fake clock to <see cref="T0"/> + <paramref name="elapsed"/>, step by step.</summary>

@@ -60,7 +60,7 @@ public sealed class PostgresStoreContractTests : StoreContractTests
 
         await Task.WhenAll(stores.Select(store => store.InitializeAsync(Token)));
 
-        Assert.Equal(1L, await _database!.ScalarAsync<long>("SELECT count(*) FROM schema_migrations"));
+        Assert.Equal(PostgresSchema.Scripts().LongCount(), await _database!.ScalarAsync<long>("SELECT count(*) FROM schema_migrations"));
         foreach (var store in stores)
         {
             await store.DisposeAsync();

@@ -60,7 +60,10 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     protected static Task CompleteAsync(IIngestionStore store, ClaimedWindow window) =>
-        store.CompleteWindowAsync(window, [.. window.Items.Select(item => $$"""{"id":{{item.Id}},"data":"processed"}""")], DateTimeOffset.UtcNow, Token);
+        store.CompleteWindowAsync(window, new WindowOutcome([.. window.Items.Select(item => Succeeded(item))], DateTimeOffset.UtcNow), Token);
+
+    protected static FetchOutcome Succeeded(WindowItem item) =>
+        new(FetchState.Succeeded, null, $$"""{"id":{{item.Id}},"data":"processed"}""", false, null, item.PriorAttempts + 1, item.PriorThrottled, null);
 
     protected static int[] Ids(ClaimedWindow window) => [.. window.Items.Select(item => item.Id)];
 

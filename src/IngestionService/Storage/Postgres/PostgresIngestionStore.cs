@@ -63,20 +63,75 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         await PostgresSchema.ApplyAsync(_dataSource, cancellationToken);
     }
 
-    public async Task EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken)
+    public async Task<EnqueueResult> EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken)
     {
         // The created time that orders the queue is the database's, like every other time here, so two
         // instances with skewed clocks cannot reorder each other's requests. One statement, one commit.
-        await using var command = _dataSource.CreateCommand("""
+        const string Insert = """
             INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids)
             VALUES ($1, $2, date_trunc('milliseconds', clock_timestamp()), $3, $4, $5)
-            """);
+            """;
+        if (ingestion.Idempotency is null)
+        {
+            await using var command = _dataSource.CreateCommand(Insert);
+            AddIngestionParameters(command, ingestion);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            return new EnqueueResult(ingestion.Id, EnqueueOutcome.Created);
+        }
+
+        var key = ingestion.Idempotency;
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+
+        // Takes the key unless a live one holds it. A concurrent insert of the same key waits here for the
+        // other transaction and then sees its row, so one key never creates two ingestions.
+        await using (var claim = new NpgsqlCommand("""
+            INSERT INTO idempotency_keys AS k (key, request_hash, ingestion_id, expires_at) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (key) DO UPDATE
+            SET request_hash = excluded.request_hash, ingestion_id = excluded.ingestion_id, expires_at = excluded.expires_at
+            WHERE k.expires_at <= clock_timestamp()
+            RETURNING 1
+            """, connection, transaction))
+        {
+            claim.Parameters.AddWithValue(key.Key);
+            claim.Parameters.AddWithValue(key.RequestHash);
+            claim.Parameters.AddWithValue(ingestion.Id);
+            claim.Parameters.AddWithValue(key.ExpiresAt);
+            if (await claim.ExecuteScalarAsync(cancellationToken) is null)
+            {
+                await using var existing = new NpgsqlCommand("SELECT request_hash, ingestion_id FROM idempotency_keys WHERE key = $1", connection, transaction);
+                existing.Parameters.AddWithValue(key.Key);
+                await using var reader = await existing.ExecuteReaderAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                var sameRequest = reader.GetFieldValue<byte[]>(0).AsSpan().SequenceEqual(key.RequestHash);
+                return new EnqueueResult(reader.GetGuid(1), sameRequest ? EnqueueOutcome.Replayed : EnqueueOutcome.KeyConflict);
+            }
+        }
+
+        await using (var sweep = new NpgsqlCommand("""
+            DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= clock_timestamp() LIMIT 16)
+            """, connection, transaction))
+        {
+            await sweep.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using (var insert = new NpgsqlCommand(Insert, connection, transaction))
+        {
+            AddIngestionParameters(insert, ingestion);
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return new EnqueueResult(ingestion.Id, EnqueueOutcome.Created);
+    }
+
+    private static void AddIngestionParameters(NpgsqlCommand command, NewIngestion ingestion)
+    {
         command.Parameters.AddWithValue(ingestion.Id);
         command.Parameters.AddWithValue((short)ingestion.Priority);
         command.Parameters.AddWithValue(ingestion.BatchSize);
         command.Parameters.AddWithValue(ingestion.Ids.Length);
         command.Parameters.AddWithValue(IdBlob.Pack(ingestion.Ids));
-        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     public async Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, TimeSpan window, CancellationToken cancellationToken)
@@ -113,10 +168,11 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
             }
         }
 
-        // The limiter's two rules, on the database's clock: no window still running, none started less than a window ago.
+        // The limiter's rules, on the database's clock: no window still running, none started less than a
+        // window ago, none during a pause the upstream asked for.
         TimeSpan? untilSpaced, untilLeaseEnds;
         await using (var limiter = new NpgsqlCommand("""
-            SELECT last_window_start + $1 - clock_timestamp(),
+            SELECT greatest(last_window_start + $1, paused_until) - clock_timestamp(),
                    (SELECT min(lease_until) FROM windows WHERE state = 0) - clock_timestamp()
             FROM limiter WHERE id = 1
             """, connection, transaction))
@@ -144,9 +200,12 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         }
 
         var candidates = new List<Candidate>(maxIds * 2);
+        // Handed back or waiting for a retry; a retry is due once its delay is over, its earlier calls counted.
         await using (var requeued = new NpgsqlCommand("""
-            SELECT q.ingestion_seq, i.id, i.priority, i.created_at, q.position
+            SELECT q.ingestion_seq, i.id, i.priority, i.created_at, q.position, coalesce(r.attempts, 0), coalesce(r.throttled, 0)
             FROM requeued q JOIN ingestions i ON i.seq = q.ingestion_seq
+            LEFT JOIN results r ON r.ingestion_seq = q.ingestion_seq AND r.position = q.position
+            WHERE q.not_before <= clock_timestamp()
             ORDER BY i.priority, i.created_at, q.ingestion_seq, q.position
             LIMIT $1
             """, connection, transaction))
@@ -155,7 +214,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
             await using var reader = await requeued.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                candidates.Add(new Candidate(reader.GetInt64(0), reader.GetGuid(1), (Priority)reader.GetInt16(2), reader.GetFieldValue<DateTimeOffset>(3), reader.GetInt32(4), Requeued: true));
+                candidates.Add(new Candidate(reader.GetInt64(0), reader.GetGuid(1), (Priority)reader.GetInt16(2), reader.GetFieldValue<DateTimeOffset>(3), reader.GetInt32(4), Requeued: true, reader.GetInt32(5), reader.GetInt32(6)));
             }
         }
 
@@ -187,8 +246,11 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
 
         if (candidates.Count == 0)
         {
+            // Perhaps ids wait out a retry delay: say when the first is due.
+            await using var due = new NpgsqlCommand("SELECT min(not_before) - clock_timestamp() FROM requeued", connection, transaction);
+            var dueIn = await due.ExecuteScalarAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
-            return WindowClaim.NothingWaits;
+            return dueIn is TimeSpan first ? WindowClaim.NothingDueFor(first) : WindowClaim.NothingWaits;
         }
 
         candidates.Sort(static (a, b) => a.OrderKey.CompareTo(b.OrderKey));
@@ -293,7 +355,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
             for (var k = i; k < end; k++)
             {
                 var candidate = candidates[k];
-                items[k] = new WindowItem(candidate.IngestionSeq, candidate.IngestionId, candidate.Priority, candidate.Position, ids[k - i]);
+                items[k] = new WindowItem(candidate.IngestionSeq, candidate.IngestionId, candidate.Priority, candidate.Position, ids[k - i], candidate.PriorAttempts, candidate.PriorThrottled);
             }
 
             i = end;
@@ -321,12 +383,13 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
     }
 
     /// <summary>
-    /// Stores the results. <paramref name="finishedAt"/> is ignored: the finish is stamped on the
-    /// database's clock, like the start, so a window never appears to finish before it started.
+    /// Stores the outcomes. <see cref="WindowOutcome.FinishedAt"/> is ignored: the finish is stamped on the
+    /// database's clock, like the start, so a window never appears to finish before it started; retry
+    /// times and the pause are counted from that finish.
     /// </summary>
-    public async Task CompleteWindowAsync(ClaimedWindow window, IReadOnlyList<string> results, DateTimeOffset finishedAt, CancellationToken cancellationToken)
+    public async Task CompleteWindowAsync(ClaimedWindow window, WindowOutcome outcome, CancellationToken cancellationToken)
     {
-        ArgumentOutOfRangeException.ThrowIfNotEqual(results.Count, window.Items.Count);
+        ArgumentOutOfRangeException.ThrowIfNotEqual(outcome.Fetches.Count, window.Items.Count);
         StopHeartbeat(window.Seq);
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -345,36 +408,86 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
                 : throw new InvalidOperationException($"Window {window.Seq} is no longer running (its lease expired and its ids were requeued); its results are not stored.");
         }
 
+        if (outcome.Pause is { } pause)
+        {
+            // On the limiter row every claim of every instance reads, and in the log for the record.
+            await using var paused = new NpgsqlCommand("""
+                WITH w AS (UPDATE windows SET paused_until = date_trunc('milliseconds', $2::timestamptz + $3 + interval '999 microseconds') WHERE seq = $1 RETURNING paused_until)
+                UPDATE limiter SET paused_until = greatest(limiter.paused_until, w.paused_until) FROM w WHERE limiter.id = 1
+                """, connection, transaction);
+            paused.Parameters.AddWithValue(window.Seq);
+            paused.Parameters.AddWithValue(finished);
+            paused.Parameters.AddWithValue(pause);
+            await paused.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        var fetches = outcome.Fetches;
+        DateTimeOffset? NextAttempt(FetchOutcome fetch) => fetch is { State: FetchState.Retrying, RetryAfter: { } delay } ? CeilingToMillisecond(finished + delay) : null;
         await using (var store = new NpgsqlCommand("""
-            INSERT INTO results (ingestion_seq, position, id, body, fetched_at, window_seq)
-            SELECT r.ingestion_seq, r.position, r.id, r.body, $5, $6
-            FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::text[]) AS r(ingestion_seq, position, id, body)
+            INSERT INTO results (ingestion_seq, position, id, state, http_status, body, truncated, attempts, throttled, error, next_attempt_at, fetched_at, window_seq)
+            SELECT r.ingestion_seq, r.position, r.id, r.state, r.http_status, r.body, r.truncated, r.attempts, r.throttled, r.error, r.next_attempt_at, $12, $13
+            FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::smallint[], $5::integer[], $6::text[], $7::boolean[], $8::integer[], $9::integer[], $10::text[], $11::timestamptz[])
+                AS r(ingestion_seq, position, id, state, http_status, body, truncated, attempts, throttled, error, next_attempt_at)
             ON CONFLICT (ingestion_seq, position) DO UPDATE
-            SET id = excluded.id, body = excluded.body, fetched_at = excluded.fetched_at, window_seq = excluded.window_seq
+            SET id = excluded.id, state = excluded.state, http_status = excluded.http_status, body = excluded.body, truncated = excluded.truncated,
+                attempts = excluded.attempts, throttled = excluded.throttled, error = excluded.error, next_attempt_at = excluded.next_attempt_at,
+                fetched_at = excluded.fetched_at, window_seq = excluded.window_seq
             """, connection, transaction))
         {
             store.Parameters.AddWithValue(window.Items.Select(item => item.IngestionSeq).ToArray());
             store.Parameters.AddWithValue(window.Items.Select(item => item.Position).ToArray());
             store.Parameters.AddWithValue(window.Items.Select(item => item.Id).ToArray());
-            store.Parameters.AddWithValue(results.ToArray());
+            store.Parameters.AddWithValue(fetches.Select(fetch => (short)fetch.State).ToArray());
+            store.Parameters.AddWithValue(fetches.Select(fetch => fetch.HttpStatus).ToArray());
+            store.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, fetches.Select(fetch => fetch.Body).ToArray());
+            store.Parameters.AddWithValue(fetches.Select(fetch => fetch.BodyTruncated).ToArray());
+            store.Parameters.AddWithValue(fetches.Select(fetch => fetch.Attempts).ToArray());
+            store.Parameters.AddWithValue(fetches.Select(fetch => fetch.Throttled).ToArray());
+            store.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, fetches.Select(fetch => fetch.Error).ToArray());
+            store.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, fetches.Select(NextAttempt).ToArray());
             store.Parameters.AddWithValue(finished);
             store.Parameters.AddWithValue(window.Seq);
             await store.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        var groups = window.Items.GroupBy(item => item.IngestionSeq).ToList();
-        await using (var progress = new NpgsqlCommand("""
-            UPDATE ingestions i SET completed = i.completed + p.count
-            FROM unnest($1::bigint[], $2::integer[]) AS p(seq, count)
-            WHERE i.seq = p.seq
-            """, connection, transaction))
+        var retries = Enumerable.Range(0, fetches.Count).Where(i => fetches[i].State == FetchState.Retrying).ToList();
+        if (retries.Count > 0)
         {
+            await using var requeue = new NpgsqlCommand("""
+                INSERT INTO requeued (ingestion_seq, position, not_before)
+                SELECT * FROM unnest($1::bigint[], $2::integer[], $3::timestamptz[])
+                ON CONFLICT (ingestion_seq, position) DO UPDATE SET not_before = excluded.not_before
+                """, connection, transaction);
+            requeue.Parameters.AddWithValue(retries.Select(i => window.Items[i].IngestionSeq).ToArray());
+            requeue.Parameters.AddWithValue(retries.Select(i => window.Items[i].Position).ToArray());
+            requeue.Parameters.AddWithValue(retries.Select(i => NextAttempt(fetches[i]) ?? finished).ToArray());
+            await requeue.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        var groups = Enumerable.Range(0, fetches.Count)
+            .Where(i => fetches[i].State != FetchState.Retrying)
+            .GroupBy(i => window.Items[i].IngestionSeq)
+            .ToList();
+        if (groups.Count > 0)
+        {
+            await using var progress = new NpgsqlCommand("""
+                UPDATE ingestions i SET completed = i.completed + p.count, failed = i.failed + p.failed
+                FROM unnest($1::bigint[], $2::integer[], $3::integer[]) AS p(seq, count, failed)
+                WHERE i.seq = p.seq
+                """, connection, transaction);
             progress.Parameters.AddWithValue(groups.Select(g => g.Key).ToArray());
             progress.Parameters.AddWithValue(groups.Select(g => g.Count()).ToArray());
+            progress.Parameters.AddWithValue(groups.Select(g => g.Count(i => fetches[i].State == FetchState.Failed)).ToArray());
             await progress.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
+    }
+
+    private static DateTimeOffset CeilingToMillisecond(DateTimeOffset time)
+    {
+        var remainder = time.UtcTicks % TimeSpan.TicksPerMillisecond;
+        return remainder == 0 ? time : time.AddTicks(TimeSpan.TicksPerMillisecond - remainder);
     }
 
     public async Task AbandonWindowAsync(ClaimedWindow window, CancellationToken cancellationToken)
@@ -407,10 +520,11 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         long seq;
         Priority priority;
         DateTimeOffset createdAt;
-        int batchSize, started, completed;
+        int batchSize, started, completed, failedCount;
         int[] ids;
+        DateTimeOffset? pausedUntil;
         await using (var command = new NpgsqlCommand("""
-            SELECT seq, priority, created_at, batch_size, started, completed, ids
+            SELECT seq, priority, created_at, batch_size, started, completed, ids, failed, (SELECT paused_until FROM limiter WHERE id = 1)
             FROM ingestions WHERE id = $1
             """, connection, transaction))
         {
@@ -428,6 +542,8 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
             started = reader.GetInt32(4);
             completed = reader.GetInt32(5);
             ids = IdBlob.Unpack(reader.GetFieldValue<byte[]>(6));
+            failedCount = reader.GetInt32(7);
+            pausedUntil = reader.IsDBNull(8) ? null : reader.GetFieldValue<DateTimeOffset>(8);
         }
 
         var spans = new List<WindowSpan>();
@@ -479,8 +595,21 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
             idsAhead = Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
         }
 
+        List<int>? failed = null;
+        if (failedCount > 0)
+        {
+            await using var command = new NpgsqlCommand("SELECT position FROM results WHERE ingestion_seq = $1 AND state = 2 ORDER BY position", connection, transaction);
+            command.Parameters.AddWithValue(seq);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            failed = [];
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                failed.Add(reader.GetInt32(0));
+            }
+        }
+
         await transaction.CommitAsync(cancellationToken);
-        return new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued, idsAhead);
+        return new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued, idsAhead, failed, pausedUntil);
     }
 
     public async Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken)
@@ -500,6 +629,55 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         return new QueueDepth(waiting[(int)Priority.High], waiting[(int)Priority.Medium], waiting[(int)Priority.Low]);
     }
 
+    public async Task<DateTimeOffset?> GetPausedUntilAsync(CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("SELECT paused_until FROM limiter WHERE id = 1");
+        return await command.ExecuteScalarAsync(cancellationToken) is DateTime until ? new DateTimeOffset(until, TimeSpan.Zero) : null;
+    }
+
+    public async Task<IReadOnlyList<IdResult>?> GetResultsAsync(Guid ingestionId, int afterPosition, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+
+        // The first row says whether the ingestion exists, so an unknown id and a page past the end differ.
+        await using var command = _dataSource.CreateCommand("""
+            WITH i AS (SELECT seq FROM ingestions WHERE id = $1)
+            (SELECT -1, NULL::integer, NULL::smallint, NULL::integer, NULL::text, NULL::boolean, NULL::integer, NULL::text, NULL::timestamptz, NULL::timestamptz FROM i)
+            UNION ALL
+            (SELECT r.position, r.id, r.state, r.http_status, r.body, r.truncated, r.attempts, r.error, r.fetched_at, r.next_attempt_at
+             FROM i JOIN results r ON r.ingestion_seq = i.seq
+             WHERE r.position > $2
+             ORDER BY r.position
+             LIMIT $3)
+            """);
+        command.Parameters.AddWithValue(ingestionId);
+        command.Parameters.AddWithValue(afterPosition);
+        command.Parameters.AddWithValue(limit);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        var results = new List<IdResult>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            results.Add(new IdResult(
+                reader.GetInt32(0),
+                reader.GetInt32(1),
+                (FetchState)reader.GetInt16(2),
+                reader.IsDBNull(3) ? null : reader.GetInt32(3),
+                reader.IsDBNull(4) ? null : reader.GetString(4),
+                reader.GetBoolean(5),
+                reader.GetInt32(6),
+                reader.IsDBNull(7) ? null : reader.GetString(7),
+                reader.GetFieldValue<DateTimeOffset>(8),
+                reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9)));
+        }
+
+        return results;
+    }
+
     public async Task ProbeAsync(CancellationToken cancellationToken)
     {
         await using var command = _dataSource.CreateCommand("SELECT 1");
@@ -510,7 +688,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         await using var command = _dataSource.CreateCommand("""
-            SELECT w.seq, w.started_at, w.finished_at, w.state, i.id, i.priority, wi.first_pos, wi.ids
+            SELECT w.seq, w.started_at, w.finished_at, w.state, i.id, i.priority, wi.first_pos, wi.ids, w.paused_until
             FROM (SELECT * FROM windows ORDER BY seq DESC LIMIT $1) w
             JOIN window_items wi ON wi.window_seq = w.seq
             JOIN ingestions i ON i.seq = wi.ingestion_seq
@@ -527,6 +705,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
                 reader.GetFieldValue<DateTimeOffset>(1),
                 reader.IsDBNull(2) ? null : reader.GetFieldValue<DateTimeOffset>(2),
                 (WindowState)reader.GetInt16(3),
+                reader.IsDBNull(8) ? null : reader.GetFieldValue<DateTimeOffset>(8),
                 new WindowRecordItem(reader.GetGuid(4), (Priority)reader.GetInt16(5), reader.GetInt32(6), IdBlob.Unpack(reader.GetFieldValue<byte[]>(7))));
         }
 
@@ -537,7 +716,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         await using var command = _dataSource.CreateCommand("""
-            SELECT id, priority, created_at, batch_size, total, started, completed
+            SELECT id, priority, created_at, batch_size, total, started, completed, failed
             FROM ingestions ORDER BY seq DESC LIMIT $1
             """);
         command.Parameters.AddWithValue(limit);
@@ -552,7 +731,8 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
                 reader.GetInt32(3),
                 reader.GetInt32(4),
                 reader.GetInt32(5),
-                reader.GetInt32(6)));
+                reader.GetInt32(6),
+                reader.GetInt32(7)));
         }
 
         return ingestions;
@@ -661,7 +841,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
     [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "Could not hand this instance's running windows back on shutdown; other instances take them over when their leases expire")]
     private static partial void LogHandBackFailed(ILogger logger, Exception exception);
 
-    private readonly record struct Candidate(long IngestionSeq, Guid IngestionId, Priority Priority, DateTimeOffset CreatedAt, int Position, bool Requeued)
+    private readonly record struct Candidate(long IngestionSeq, Guid IngestionId, Priority Priority, DateTimeOffset CreatedAt, int Position, bool Requeued, int PriorAttempts = 0, int PriorThrottled = 0)
     {
         public (int, DateTimeOffset, long, int) OrderKey => ((int)Priority, CreatedAt, IngestionSeq, Position);
     }

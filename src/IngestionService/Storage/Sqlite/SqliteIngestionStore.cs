@@ -29,6 +29,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     private SqliteCommand? _insertIngestion;
     private readonly QueueCounters _counters = new();
     private long _lastCreatedAt;
+    private long _pausedUntil = long.MinValue;
     private volatile bool _disposed;
     private readonly CancellationTokenSource _stopping = new();
     private Task? _groupCommit;
@@ -102,6 +103,8 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             SELECT 0, priority, sum(total), sum(started), max(created_at) FROM ingestions GROUP BY priority
             UNION ALL
             SELECT 1, i.priority, count(*), 0, 0 FROM requeued q CROSS JOIN ingestions i ON i.seq = q.ingestion_seq GROUP BY i.priority
+            UNION ALL
+            SELECT 2, 0, 0, 0, paused_until FROM (SELECT paused_until FROM windows ORDER BY seq DESC LIMIT 1) WHERE paused_until IS NOT NULL
             """;
         var totals = new long[3, 3];
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
@@ -109,7 +112,11 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             while (await reader.ReadAsync(cancellationToken))
             {
                 var priority = reader.GetInt32(1);
-                if (reader.GetInt32(0) == 0)
+                if (reader.GetInt32(0) == 2)
+                {
+                    _pausedUntil = reader.GetInt64(4);
+                }
+                else if (reader.GetInt32(0) == 0)
                 {
                     totals[priority, 0] = reader.GetInt64(2);
                     totals[priority, 1] = reader.GetInt64(3);
@@ -158,7 +165,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
     }
 
-    public async Task EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken)
+    public async Task<EnqueueResult> EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken)
     {
         var pending = new PendingEnqueue(ingestion);
         if (!_enqueues.Writer.TryWrite(pending))
@@ -168,7 +175,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
         // Not cancelled with the request: once handed to the commit loop the ingestion may be committed,
         // and the caller must learn the outcome rather than guess.
-        await pending.Completion.Task;
+        return await pending.Completion.Task;
     }
 
     private async Task GroupCommitLoopAsync()
@@ -184,10 +191,10 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
             try
             {
-                await CommitIngestionsAsync(batch);
-                foreach (var pending in batch)
+                var results = await CommitIngestionsAsync(batch);
+                for (var i = 0; i < batch.Count; i++)
                 {
-                    pending.Completion.TrySetResult();
+                    batch[i].Completion.TrySetResult(results[i]);
                 }
             }
             catch (Exception exception)
@@ -202,8 +209,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
     }
 
-    private async Task CommitIngestionsAsync(List<PendingEnqueue> batch)
+    private async Task<EnqueueResult[]> CommitIngestionsAsync(List<PendingEnqueue> batch)
     {
+        var results = new EnqueueResult[batch.Count];
         await _writeLock.WaitAsync();
         try
         {
@@ -214,10 +222,24 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             var parameters = insert.Parameters;
             var added = new long[3];
             var lastCreatedAt = _lastCreatedAt;
-            foreach (var pending in batch)
+            for (var index = 0; index < batch.Count; index++)
             {
-                var ingestion = pending.Ingestion;
+                var ingestion = batch[index].Ingestion;
                 var priority = (int)ingestion.Priority;
+                if (ingestion.Idempotency is { } key)
+                {
+                    // Checked in the commit that would store the ingestion, so two requests with one key
+                    // cannot both create one, whether they share this commit or not.
+                    results[index] = await ClaimIdempotencyKeyAsync(writer, transaction, ingestion, key);
+                    if (results[index].Outcome != EnqueueOutcome.Created)
+                    {
+                        continue;
+                    }
+                }
+                else
+                {
+                    results[index] = new EnqueueResult(ingestion.Id, EnqueueOutcome.Created);
+                }
 
                 // Created times never go backwards in arrival order, so (created time, arrival) and arrival
                 // agree, and the running totals below follow the global order exactly. Requests racing
@@ -245,6 +267,45 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         {
             _writeLock.Release();
         }
+
+        return results;
+    }
+
+    /// <summary>
+    /// Stores the key for this ingestion unless a live one exists: then it answers that key's ingestion
+    /// (same request) or a conflict (another request). An expired key is forgotten and taken anew, and a
+    /// few expired keys are swept out with every new one.
+    /// </summary>
+    private static async Task<EnqueueResult> ClaimIdempotencyKeyAsync(SqliteConnection writer, SqliteTransaction transaction, NewIngestion ingestion, IdempotencyKey key)
+    {
+        var now = ingestion.CreatedAt.ToUnixTimeMilliseconds();
+        await using (var find = writer.CreateCommand())
+        {
+            find.Transaction = transaction;
+            find.CommandText = "SELECT request_hash, ingestion_id FROM idempotency_keys WHERE key = $key AND expires_at > $now";
+            find.Parameters.AddWithValue("$key", key.Key);
+            find.Parameters.AddWithValue("$now", now);
+            await using var reader = await find.ExecuteReaderAsync();
+            if (await reader.ReadAsync())
+            {
+                var sameRequest = ((byte[])reader.GetValue(0)).AsSpan().SequenceEqual(key.RequestHash);
+                return new EnqueueResult(ReadGuid(reader, 1), sameRequest ? EnqueueOutcome.Replayed : EnqueueOutcome.KeyConflict);
+            }
+        }
+
+        await using var store = writer.CreateCommand();
+        store.Transaction = transaction;
+        store.CommandText = """
+            DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= $now LIMIT 16);
+            INSERT OR REPLACE INTO idempotency_keys (key, request_hash, ingestion_id, expires_at) VALUES ($key, $hash, $ingestion_id, $expires_at);
+            """;
+        store.Parameters.AddWithValue("$now", now);
+        store.Parameters.AddWithValue("$key", key.Key);
+        store.Parameters.AddWithValue("$hash", key.RequestHash);
+        store.Parameters.AddWithValue("$ingestion_id", ingestion.Id.ToByteArray());
+        store.Parameters.AddWithValue("$expires_at", key.ExpiresAt.ToUnixTimeMilliseconds());
+        await store.ExecuteNonQueryAsync();
+        return new EnqueueResult(ingestion.Id, EnqueueOutcome.Created);
     }
 
     /// <summary>Only this process writes the file: the wake-up signal tells the dispatcher everything.</summary>
@@ -265,9 +326,12 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             await using (var limiter = writer.CreateCommand())
             {
                 limiter.Transaction = transaction;
+                // No window starts during a pause the upstream asked for; only the newest window can hold one,
+                // since none starts after it until the pause is over.
                 limiter.CommandText = """
                     SELECT (SELECT started_at FROM windows ORDER BY seq DESC LIMIT 1),
-                           EXISTS (SELECT 1 FROM windows WHERE state = 0)
+                           EXISTS (SELECT 1 FROM windows WHERE state = 0),
+                           (SELECT paused_until FROM windows ORDER BY seq DESC LIMIT 1)
                     """;
                 await using var reader = await limiter.ExecuteReaderAsync(cancellationToken);
                 await reader.ReadAsync(cancellationToken);
@@ -275,6 +339,11 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 if (reader.GetBoolean(1))
                 {
                     return WindowClaim.NotYet(notBefore > now ? notBefore - now : window);
+                }
+
+                if (!reader.IsDBNull(2) && DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)) is var pausedUntil && pausedUntil > notBefore)
+                {
+                    notBefore = pausedUntil;
                 }
 
                 if (now < notBefore)
@@ -287,21 +356,25 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             var startedAt = CeilingToMillisecond(now);
             var candidates = new List<Candidate>(maxIds * 2);
 
-            // Ids handed back by an abandoned window: few, and ahead of their ingestion's unstarted ids.
+            // Ids handed back by an abandoned window or waiting for a retry: few, and ahead of their
+            // ingestion's unstarted ids. A retry is due once its delay is over; its earlier calls are counted.
             await using (var requeued = writer.CreateCommand())
             {
                 requeued.Transaction = transaction;
                 requeued.CommandText = """
-                    SELECT q.ingestion_seq, i.id, i.priority, i.created_at, q.position
+                    SELECT q.ingestion_seq, i.id, i.priority, i.created_at, q.position, coalesce(r.attempts, 0), coalesce(r.throttled, 0)
                     FROM requeued q CROSS JOIN ingestions i ON i.seq = q.ingestion_seq
+                    LEFT JOIN results r ON r.ingestion_seq = q.ingestion_seq AND r.position = q.position
+                    WHERE q.not_before <= $now
                     ORDER BY i.priority, i.created_at, q.ingestion_seq, q.position
                     LIMIT $limit
                     """;
                 requeued.Parameters.AddWithValue("$limit", maxIds);
+                requeued.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
                 await using var reader = await requeued.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken))
                 {
-                    candidates.Add(new Candidate(reader.GetInt64(0), ReadGuid(reader, 1), (Priority)reader.GetInt32(2), reader.GetInt64(3), reader.GetInt32(4), Requeued: true));
+                    candidates.Add(new Candidate(reader.GetInt64(0), ReadGuid(reader, 1), (Priority)reader.GetInt32(2), reader.GetInt64(3), reader.GetInt32(4), Requeued: true, reader.GetInt32(5), reader.GetInt32(6)));
                 }
             }
 
@@ -336,7 +409,13 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
             if (candidates.Count == 0)
             {
-                return WindowClaim.NothingWaits;
+                // Perhaps ids wait out a retry delay: say when the first is due.
+                await using var due = writer.CreateCommand();
+                due.Transaction = transaction;
+                due.CommandText = "SELECT min(not_before) FROM requeued";
+                return await due.ExecuteScalarAsync(cancellationToken) is long first
+                    ? WindowClaim.NothingDueFor(DateTimeOffset.FromUnixTimeMilliseconds(first) - now)
+                    : WindowClaim.NothingWaits;
             }
 
             candidates.Sort(static (a, b) => a.OrderKey.CompareTo(b.OrderKey));
@@ -349,7 +428,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             for (var i = 0; i < candidates.Count; i++)
             {
                 var candidate = candidates[i];
-                items[i] = new WindowItem(candidate.IngestionSeq, candidate.IngestionId, candidate.Priority, candidate.Position, ReadId(writer, candidate.IngestionSeq, candidate.Position));
+                items[i] = new WindowItem(candidate.IngestionSeq, candidate.IngestionId, candidate.Priority, candidate.Position, ReadId(writer, candidate.IngestionSeq, candidate.Position), candidate.PriorAttempts, candidate.PriorThrottled);
             }
 
             long windowSeq;
@@ -454,22 +533,27 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
     }
 
-    public async Task CompleteWindowAsync(ClaimedWindow window, IReadOnlyList<string> results, DateTimeOffset finishedAt, CancellationToken cancellationToken)
+    public async Task CompleteWindowAsync(ClaimedWindow window, WindowOutcome outcome, CancellationToken cancellationToken)
     {
-        ArgumentOutOfRangeException.ThrowIfNotEqual(results.Count, window.Items.Count);
+        ArgumentOutOfRangeException.ThrowIfNotEqual(outcome.Fetches.Count, window.Items.Count);
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
             var writer = Writer;
             await using var transaction = writer.BeginTransaction(deferred: false);
-            var finished = finishedAt.ToUnixTimeMilliseconds();
+            var finished = outcome.FinishedAt.ToUnixTimeMilliseconds();
+            long? pausedUntil = outcome.Pause is { } pause ? CeilingToMillisecond(outcome.FinishedAt + pause).ToUnixTimeMilliseconds() : null;
             await using (var close = writer.CreateCommand())
             {
                 close.Transaction = transaction;
                 // Starts are stored rounded up to the millisecond; a window finished within that millisecond
                 // must not look as if it finished before it started.
-                close.CommandText = "UPDATE windows SET state = 1, finished_at = max($finished_at, started_at) WHERE seq = $seq AND state = 0";
+                close.CommandText = """
+                    UPDATE windows SET state = 1, finished_at = max($finished_at, started_at), paused_until = $paused_until
+                    WHERE seq = $seq AND state = 0
+                    """;
                 close.Parameters.AddWithValue("$finished_at", finished);
+                close.Parameters.AddWithValue("$paused_until", (object?)pausedUntil ?? DBNull.Value);
                 close.Parameters.AddWithValue("$seq", window.Seq);
                 if (await close.ExecuteNonQueryAsync(cancellationToken) != 1)
                 {
@@ -482,41 +566,90 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             {
                 store.Transaction = transaction;
                 store.CommandText = """
-                    INSERT OR REPLACE INTO results (ingestion_seq, position, id, body, fetched_at, window_seq)
-                    VALUES ($ingestion_seq, $position, $id, $body, $fetched_at, $window_seq)
+                    INSERT OR REPLACE INTO results
+                        (ingestion_seq, position, id, state, http_status, body, truncated, attempts, throttled, error, fetched_at, next_attempt_at, window_seq)
+                    VALUES ($ingestion_seq, $position, $id, $state, $http_status, $body, $truncated, $attempts, $throttled, $error, $fetched_at, $next_attempt_at, $window_seq)
                     """;
                 var ingestionSeq = store.Parameters.Add("$ingestion_seq", SqliteType.Integer);
                 var position = store.Parameters.Add("$position", SqliteType.Integer);
                 var id = store.Parameters.Add("$id", SqliteType.Integer);
+                var state = store.Parameters.Add("$state", SqliteType.Integer);
+                var httpStatus = store.Parameters.Add("$http_status", SqliteType.Integer);
                 var body = store.Parameters.Add("$body", SqliteType.Text);
+                var truncated = store.Parameters.Add("$truncated", SqliteType.Integer);
+                var attempts = store.Parameters.Add("$attempts", SqliteType.Integer);
+                var throttled = store.Parameters.Add("$throttled", SqliteType.Integer);
+                var error = store.Parameters.Add("$error", SqliteType.Text);
+                var nextAttemptAt = store.Parameters.Add("$next_attempt_at", SqliteType.Integer);
                 store.Parameters.AddWithValue("$fetched_at", finished);
                 store.Parameters.AddWithValue("$window_seq", window.Seq);
+
+                await using var requeue = writer.CreateCommand();
+                requeue.Transaction = transaction;
+                requeue.CommandText = "INSERT OR REPLACE INTO requeued (ingestion_seq, position, not_before) VALUES ($seq, $position, $not_before)";
+                var requeueSeq = requeue.Parameters.Add("$seq", SqliteType.Integer);
+                var requeuePosition = requeue.Parameters.Add("$position", SqliteType.Integer);
+                var notBefore = requeue.Parameters.Add("$not_before", SqliteType.Integer);
+
                 for (var i = 0; i < window.Items.Count; i++)
                 {
                     var item = window.Items[i];
+                    var fetch = outcome.Fetches[i];
+                    long? next = fetch is { State: FetchState.Retrying, RetryAfter: { } delay } ? CeilingToMillisecond(outcome.FinishedAt + delay).ToUnixTimeMilliseconds() : null;
                     ingestionSeq.Value = item.IngestionSeq;
                     position.Value = item.Position;
                     id.Value = item.Id;
-                    body.Value = results[i];
+                    state.Value = (int)fetch.State;
+                    httpStatus.Value = (object?)fetch.HttpStatus ?? DBNull.Value;
+                    body.Value = (object?)fetch.Body ?? DBNull.Value;
+                    truncated.Value = fetch.BodyTruncated;
+                    attempts.Value = fetch.Attempts;
+                    throttled.Value = fetch.Throttled;
+                    error.Value = (object?)fetch.Error ?? DBNull.Value;
+                    nextAttemptAt.Value = (object?)next ?? DBNull.Value;
                     await store.ExecuteNonQueryAsync(cancellationToken);
+
+                    if (fetch.State == FetchState.Retrying)
+                    {
+                        requeueSeq.Value = item.IngestionSeq;
+                        requeuePosition.Value = item.Position;
+                        notBefore.Value = next ?? finished;
+                        await requeue.ExecuteNonQueryAsync(cancellationToken);
+                    }
                 }
             }
 
             await using (var progress = writer.CreateCommand())
             {
                 progress.Transaction = transaction;
-                progress.CommandText = "UPDATE ingestions SET completed = completed + $count WHERE seq = $seq";
+                progress.CommandText = "UPDATE ingestions SET completed = completed + $count, failed = failed + $failed WHERE seq = $seq";
                 var seq = progress.Parameters.Add("$seq", SqliteType.Integer);
                 var count = progress.Parameters.Add("$count", SqliteType.Integer);
-                foreach (var group in window.Items.GroupBy(item => item.IngestionSeq))
+                var failed = progress.Parameters.Add("$failed", SqliteType.Integer);
+                foreach (var group in Enumerable.Range(0, window.Items.Count)
+                    .Where(i => outcome.Fetches[i].State != FetchState.Retrying)
+                    .GroupBy(i => window.Items[i].IngestionSeq))
                 {
                     seq.Value = group.Key;
                     count.Value = group.Count();
+                    failed.Value = group.Count(i => outcome.Fetches[i].State == FetchState.Failed);
                     await progress.ExecuteNonQueryAsync(cancellationToken);
                 }
             }
 
             await transaction.CommitAsync(cancellationToken);
+            for (var i = 0; i < window.Items.Count; i++)
+            {
+                if (outcome.Fetches[i].State == FetchState.Retrying)
+                {
+                    _counters.AddRequeued(window.Items[i].Priority, 1);
+                }
+            }
+
+            if (pausedUntil is { } until)
+            {
+                Volatile.Write(ref _pausedUntil, until);
+            }
         }
         finally
         {
@@ -609,7 +742,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         // CROSS JOIN makes SQLite walk the (nearly always empty) requeued table first: left to itself it
         // may walk every ingestion instead, and a status read then grows with the queue.
         var command = session.Command("""
-            WITH i AS (SELECT seq, priority, created_at, batch_size, started, completed, total, ids, ids_before FROM ingestions WHERE id = $id)
+            WITH i AS (SELECT seq, priority, created_at, batch_size, started, completed, total, ids, ids_before, failed FROM ingestions WHERE id = $id)
             SELECT 0, priority, created_at, batch_size, started, completed, ids FROM i
             UNION ALL
             SELECT 1, wi.first_pos, wi.count, w.started_at, w.finished_at, w.state, NULL
@@ -623,6 +756,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                  WHERE r.priority = i.priority AND (r.created_at, r.seq) <= (i.created_at, i.seq)),
                 NULL, NULL, NULL, NULL
             FROM i WHERE i.started < i.total
+            UNION ALL
+            SELECT 4, r.position, NULL, NULL, NULL, NULL, NULL
+            FROM i JOIN results r ON r.ingestion_seq = i.seq AND r.state = 2 WHERE i.failed > 0
             """, "$id");
         command.Parameters[0].Value = ingestionId.ToByteArray();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -633,6 +769,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         int[]? ids = null;
         var spans = new List<WindowSpan>();
         var requeued = new List<int>();
+        List<int>? failed = null;
         long? idsBefore = null;
         long requeuedAhead = 0;
         while (await reader.ReadAsync(cancellationToken))
@@ -658,15 +795,18 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 case 2:
                     requeued.Add(reader.GetInt32(1));
                     break;
-                default:
+                case 3:
                     idsBefore = reader.GetInt64(1);
                     requeuedAhead = reader.GetInt64(2);
+                    break;
+                default:
+                    (failed ??= []).Add(reader.GetInt32(1));
                     break;
             }
         }
 
         var idsAhead = idsBefore is { } before ? _counters.IdsAhead(priority, before, requeuedAhead) : 0;
-        return ids is null ? null : new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued, idsAhead);
+        return ids is null ? null : new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued, idsAhead, failed, PausedUntil);
     }
 
     public async Task<IReadOnlyList<WindowRecord>> GetRecentWindowsAsync(int limit, CancellationToken cancellationToken)
@@ -674,7 +814,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         using var session = await RentReaderAsync(cancellationToken);
         var command = session.Command("""
-            SELECT w.seq, w.started_at, w.finished_at, w.state, i.id, i.priority, wi.first_pos, wi.ids
+            SELECT w.seq, w.started_at, w.finished_at, w.state, i.id, i.priority, wi.first_pos, wi.ids, w.paused_until
             FROM (SELECT * FROM windows ORDER BY seq DESC LIMIT $limit) w
             JOIN window_items wi ON wi.window_seq = w.seq
             JOIN ingestions i ON i.seq = wi.ingestion_seq
@@ -691,6 +831,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)),
                 reader.IsDBNull(2) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
                 (WindowState)reader.GetInt32(3),
+                reader.IsDBNull(8) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(8)),
                 new WindowRecordItem(ReadGuid(reader, 4), (Priority)reader.GetInt32(5), reader.GetInt32(6), IdBlob.Read(reader, 7)));
         }
 
@@ -702,7 +843,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         using var session = await RentReaderAsync(cancellationToken);
         var command = session.Command("""
-            SELECT id, priority, created_at, batch_size, total, started, completed
+            SELECT id, priority, created_at, batch_size, total, started, completed, failed
             FROM ingestions ORDER BY seq DESC LIMIT $limit
             """, "$limit");
         command.Parameters[0].Value = limit;
@@ -717,13 +858,64 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 reader.GetInt32(3),
                 reader.GetInt32(4),
                 reader.GetInt32(5),
-                reader.GetInt32(6)));
+                reader.GetInt32(6),
+                reader.GetInt32(7)));
         }
 
         return ingestions;
     }
 
     public Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken) => Task.FromResult(_counters.Depth);
+
+    /// <summary>Kept in memory by the one writer, like the counters; the newest window's pause.</summary>
+    private DateTimeOffset? PausedUntil => Volatile.Read(ref _pausedUntil) is var until && until != long.MinValue ? DateTimeOffset.FromUnixTimeMilliseconds(until) : null;
+
+    public Task<DateTimeOffset?> GetPausedUntilAsync(CancellationToken cancellationToken) => Task.FromResult(PausedUntil);
+
+    public async Task<IReadOnlyList<IdResult>?> GetResultsAsync(Guid ingestionId, int afterPosition, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        using var session = await RentReaderAsync(cancellationToken);
+
+        // The first row says whether the ingestion exists, so an unknown id and a page past the end differ.
+        var command = session.Command("""
+            WITH i AS (SELECT seq FROM ingestions WHERE id = $id)
+            SELECT -1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM i
+            UNION ALL
+            SELECT * FROM (
+                SELECT r.position, r.id, r.state, r.http_status, r.body, r.truncated, r.attempts, r.error, r.fetched_at, r.next_attempt_at
+                FROM i JOIN results r ON r.ingestion_seq = i.seq
+                WHERE r.position > $after
+                ORDER BY r.position
+                LIMIT $limit)
+            """, "$id", "$after", "$limit");
+        command.Parameters[0].Value = ingestionId.ToByteArray();
+        command.Parameters[1].Value = afterPosition;
+        command.Parameters[2].Value = limit;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        var results = new List<IdResult>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            results.Add(new IdResult(
+                reader.GetInt32(0),
+                reader.GetInt32(1),
+                (FetchState)reader.GetInt32(2),
+                reader.IsDBNull(3) ? null : reader.GetInt32(3),
+                reader.IsDBNull(4) ? null : reader.GetString(4),
+                reader.GetBoolean(5),
+                reader.GetInt32(6),
+                reader.IsDBNull(7) ? null : reader.GetString(7),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(8)),
+                reader.IsDBNull(9) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(9))));
+        }
+
+        return results;
+    }
 
     public async Task ProbeAsync(CancellationToken cancellationToken)
     {
@@ -873,10 +1065,10 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
     private sealed record PendingEnqueue(NewIngestion Ingestion)
     {
-        public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<EnqueueResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    private readonly record struct Candidate(long IngestionSeq, Guid IngestionId, Priority Priority, long CreatedAt, int Position, bool Requeued)
+    private readonly record struct Candidate(long IngestionSeq, Guid IngestionId, Priority Priority, long CreatedAt, int Position, bool Requeued, int PriorAttempts = 0, int PriorThrottled = 0)
     {
         public (int, long, long, int) OrderKey => ((int)Priority, CreatedAt, IngestionSeq, Position);
     }

@@ -1,0 +1,104 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Microsoft.Extensions.Options;
+using Polly.Timeout;
+
+namespace IngestionService.Upstream;
+
+/// <summary>
+/// A real HTTP API: <c>GET {BaseUrl}{PathTemplate}</c> per id, with the configured headers, through an
+/// <see cref="HttpClient"/> from <see cref="IHttpClientFactory"/> whose resilience pipeline holds only a
+/// timeout. It retries nothing itself: every call must be one of the window's calls, so retries go back
+/// to the queue and wait for a window like any other id.
+/// </summary>
+public sealed class HttpUpstream(HttpClient client, IOptions<UpstreamOptions> options, TimeProvider clock) : IUpstreamClient
+{
+    public const string ClientName = "upstream";
+
+    private readonly string _pathTemplate = options.Value.PathTemplate;
+    private readonly int _maxBodyBytes = options.Value.MaxBodyBytes;
+    private readonly TimeSpan _timeout = options.Value.Timeout;
+
+    public async Task<UpstreamAnswer> FetchAsync(int id, CancellationToken cancellationToken)
+    {
+        var path = _pathTemplate.Replace("{id}", id.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        try
+        {
+            using var response = await client.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            var (body, truncated) = await ReadCappedAsync(response.Content, cancellationToken);
+            var status = (int)response.StatusCode;
+            return Classify(response, status) switch
+            {
+                UpstreamVerdict.Succeeded => new UpstreamAnswer(UpstreamVerdict.Succeeded, status, body, truncated),
+                var verdict => new UpstreamAnswer(verdict, status, body, truncated, $"HTTP {status} {response.ReasonPhrase}".TrimEnd(), RetryAfter(response)),
+            };
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (TimeoutRejectedException)
+        {
+            return new UpstreamAnswer(UpstreamVerdict.Retryable, null, null, Error: $"No answer within {_timeout}");
+        }
+        catch (HttpRequestException exception)
+        {
+            return new UpstreamAnswer(UpstreamVerdict.Retryable, null, null, Error: exception.HttpRequestError == HttpRequestError.Unknown
+                ? exception.Message
+                : $"{exception.HttpRequestError}: {exception.Message}");
+        }
+        catch (IOException exception)
+        {
+            return new UpstreamAnswer(UpstreamVerdict.Retryable, null, null, Error: exception.Message);
+        }
+    }
+
+    /// <summary>429 is a quota, as is a 503 that says when to come back; other 4xx will not change by asking again.</summary>
+    private static UpstreamVerdict Classify(HttpResponseMessage response, int status) => status switch
+    {
+        >= 200 and < 300 => UpstreamVerdict.Succeeded,
+        429 => UpstreamVerdict.Throttled,
+        503 when response.Headers.RetryAfter is not null => UpstreamVerdict.Throttled,
+        408 or >= 500 => UpstreamVerdict.Retryable,
+        _ => UpstreamVerdict.Permanent,
+    };
+
+    /// <summary>Retry-After as seconds or as an HTTP date; null when absent or unreadable.</summary>
+    private TimeSpan? RetryAfter(HttpResponseMessage response) => response.Headers.RetryAfter switch
+    {
+        { Delta: { } delta } => delta < TimeSpan.Zero ? TimeSpan.Zero : delta,
+        { Date: { } date } => date - clock.GetUtcNow() is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero,
+        _ => null,
+    };
+
+    /// <summary>Reads at most <see cref="UpstreamOptions.MaxBodyBytes"/> and says whether there was more.</summary>
+    private async Task<(string Body, bool Truncated)> ReadCappedAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        await using var stream = await content.ReadAsStreamAsync(cancellationToken);
+        var buffer = new byte[Math.Min(_maxBodyBytes + 1, 81_920)];
+        using var kept = new MemoryStream();
+        int read;
+        while (kept.Length <= _maxBodyBytes && (read = await stream.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            kept.Write(buffer, 0, read);
+        }
+
+        var truncated = kept.Length > _maxBodyBytes;
+        var bytes = kept.GetBuffer().AsSpan(0, (int)Math.Min(kept.Length, _maxBodyBytes));
+        var encoding = content.Headers.ContentType?.CharSet is { } charset && TryEncoding(charset) is { } named ? named : Encoding.UTF8;
+        return (encoding.GetString(bytes), truncated);
+    }
+
+    private static Encoding? TryEncoding(string charset)
+    {
+        try
+        {
+            return Encoding.GetEncoding(charset.Trim('"'));
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+}
