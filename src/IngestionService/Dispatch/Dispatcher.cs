@@ -40,6 +40,7 @@ public sealed partial class Dispatcher(
     private DateTimeOffset _notBefore = DateTimeOffset.MinValue;
     private volatile Task? _parkedOn;
     private Task? _wakeUp;
+    private ITimer? _dueTimer;
 
     /// <summary>
     /// What the loop is waiting on right now (a timer, the fetches, or the wake-up signal), or null while
@@ -107,23 +108,15 @@ public sealed partial class Dispatcher(
                 _notBefore = clock.GetUtcNow() + retryAfter;
                 await ParkAsync(Task.Delay(CeilingToMillisecond(retryAfter), clock, cancellationToken));
             }
-            else if (Earliest(store.PollInterval, claim.NextDueIn) is { } lookAgain)
-            {
-                // Other processes add work and finish windows without telling this one, and ids waiting out a
-                // retry delay come due on their own: look again then, or sooner if work arrives here.
-                // One wake-up wait is kept across polls, so a signal that arrives while this process is busy
-                // is not spent on a wait nobody watches any more (the delay carries the token).
-                var wakeUp = _wakeUp ??= signal.WaitAsync(CancellationToken.None);
-                await ParkAsync(Task.WhenAny(wakeUp, Task.Delay(CeilingToMillisecond(lookAgain), clock, cancellationToken)));
-                cancellationToken.ThrowIfCancellationRequested();
-                if (wakeUp.IsCompleted)
-                {
-                    _wakeUp = null;
-                }
-            }
             else
             {
-                await ParkAsync(signal.WaitAsync(cancellationToken));
+                if (claim.NextDueIn is { } dueIn)
+                {
+                    // Ids wait out a retry delay: the signal wakes this loop when the first comes due, as new work would.
+                    WakeAfter(dueIn);
+                }
+
+                await WaitForWorkAsync(cancellationToken);
             }
 
             return null;
@@ -214,7 +207,44 @@ public sealed partial class Dispatcher(
         return new WindowOutcome(outcomes, CeilingToMillisecond(clock.GetUtcNow()), pause);
     }
 
-    private static TimeSpan? Earliest(TimeSpan? a, TimeSpan? b) => a is null ? b : b is null ? a : a < b ? a : b;
+    /// <summary>Parks until work is committed in this process, or, on a shared store, until the next poll.</summary>
+    private async Task WaitForWorkAsync(CancellationToken cancellationToken)
+    {
+        if (store.PollInterval is { } poll)
+        {
+            // Other processes add work and finish windows without telling this one: look again soon.
+            // One wake-up wait is kept across polls, so a signal that arrives while this process is busy
+            // is not spent on a wait nobody watches any more (the delay carries the token).
+            var wakeUp = _wakeUp ??= signal.WaitAsync(CancellationToken.None);
+            await ParkAsync(Task.WhenAny(wakeUp, Task.Delay(poll, clock, cancellationToken)));
+            cancellationToken.ThrowIfCancellationRequested();
+            if (wakeUp.IsCompleted)
+            {
+                _wakeUp = null;
+            }
+        }
+        else
+        {
+            await ParkAsync(signal.WaitAsync(cancellationToken));
+        }
+    }
+
+    /// <summary>
+    /// Notifies the wake-up signal after <paramref name="delay"/>, replacing an earlier such timer. A timer
+    /// rather than a second thing to wait on: the signal completes its waiter inside the timer's callback,
+    /// so on a fake clock the dispatcher is visibly about to move the moment time reaches the due time.
+    /// </summary>
+    private void WakeAfter(TimeSpan delay)
+    {
+        _dueTimer?.Dispose();
+        _dueTimer = clock.CreateTimer(static state => ((DispatchSignal)state!).Notify(), signal, CeilingToMillisecond(delay), Timeout.InfiniteTimeSpan);
+    }
+
+    public override void Dispose()
+    {
+        _dueTimer?.Dispose();
+        base.Dispose();
+    }
 
     /// <summary>
     /// The upstream's own task, with the metrics taken on the side: awaiting a wrapper would complete a
