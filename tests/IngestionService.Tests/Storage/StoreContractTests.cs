@@ -9,7 +9,7 @@ namespace IngestionService.Tests.Storage;
 /// one subclass per backend (the way System.Threading.RateLimiting tests its limiters). Real time and
 /// real databases; the windows are short so the limiter's waits are too.
 /// </summary>
-public abstract class StoreContractTests : IAsyncLifetime
+public abstract partial class StoreContractTests : IAsyncLifetime
 {
     protected static readonly TimeSpan LongWindow = TimeSpan.FromMinutes(10);
     protected static readonly TimeSpan TinyWindow = TimeSpan.FromMilliseconds(1);
