@@ -14,6 +14,11 @@ public sealed class StartupTests
     [InlineData("Ingestion:MaxIdsPerRequest", "0")]
     [InlineData("Upstream:SimulatedDelay", "-00:00:01")]
     [InlineData("Storage:Provider", "Oracle")]
+    [InlineData("Upstream:Mode", "Http")] // without Upstream:BaseUrl
+    [InlineData("Upstream:MaxAttempts", "0")]
+    [InlineData("Upstream:Timeout", "00:00:00")]
+    [InlineData("Ingestion:MaxBacklog", "00:00:01")]
+    [InlineData("Ingestion:IdempotencyKeyLifetime", "00:00:01")]
     public async Task ABadSettingStopsTheStartWithAMessageNamingItsKey(string key, string value)
     {
         await using var app = new IngestionApp(new() { [key] = value });

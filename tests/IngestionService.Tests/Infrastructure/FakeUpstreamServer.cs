@@ -1,0 +1,101 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace IngestionService.Tests.Infrastructure;
+
+/// <summary>What the fake upstream answers to one call.</summary>
+public sealed record FakeAnswer(int Status = 200, string? Body = null, string? RetryAfter = null, TimeSpan Delay = default)
+{
+    public static FakeAnswer Ok => new();
+
+    public static FakeAnswer Fail(int status, string? retryAfter = null) => new(status, $"status {status}", retryAfter);
+}
+
+/// <summary>
+/// A real HTTP upstream for the tests: Kestrel on a free loopback port, answering <c>GET /items/{id}</c>
+/// as a script says (given the id and how many calls for it came before), and recording every call with
+/// the time it arrived and its headers. A 200 without a body of its own answers
+/// <c>{"id": id, "data": "upstream"}</c>.
+/// </summary>
+public sealed class FakeUpstreamServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<int, int> _callsPerId = new();
+
+    private FakeUpstreamServer(WebApplication app) => _app = app;
+
+    public Uri BaseAddress { get; private set; } = null!;
+
+    public ConcurrentQueue<FakeCall> Calls { get; } = new();
+
+    public static async Task<FakeUpstreamServer> StartAsync(Func<int, int, FakeAnswer> script)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        var server = new FakeUpstreamServer(app);
+        app.MapGet("/items/{id:int}", async (int id, HttpContext context) =>
+        {
+            var before = server._callsPerId.AddOrUpdate(id, 1, (_, calls) => calls + 1) - 1;
+            server.Calls.Enqueue(new FakeCall(id, DateTimeOffset.UtcNow, context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase)));
+            var answer = script(id, before);
+            if (answer.Delay > TimeSpan.Zero)
+            {
+                try
+                {
+                    await Task.Delay(answer.Delay, context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+
+            context.Response.StatusCode = answer.Status;
+            if (answer.RetryAfter is not null)
+            {
+                context.Response.Headers.RetryAfter = answer.RetryAfter;
+            }
+
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync(answer.Body ?? string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"upstream"}"""), context.RequestAborted);
+        });
+        await app.StartAsync();
+        server.BaseAddress = new Uri(app.Urls.Single());
+        return server;
+    }
+
+    public int CallsFor(int id) => Calls.Count(call => call.Id == id);
+
+    /// <summary>The most calls that arrived within any span of <paramref name="span"/> (half-open, like the limiter's).</summary>
+    public int MostCallsWithin(TimeSpan span)
+    {
+        var times = Calls.Select(call => call.ArrivedAt).Order().ToList();
+        var most = 0;
+        for (int end = 0, start = 0; end < times.Count; end++)
+        {
+            while (times[start] <= times[end] - span)
+            {
+                start++;
+            }
+
+            most = Math.Max(most, end - start + 1);
+        }
+
+        return most;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
+
+public sealed record FakeCall(int Id, DateTimeOffset ArrivedAt, IReadOnlyDictionary<string, string> Headers);
