@@ -24,13 +24,14 @@ public sealed partial class Dispatcher(
     DispatchSignal signal,
     TimeProvider clock,
     IOptions<IngestionOptions> options,
+    IOptions<UpstreamOptions> upstreamOptions,
     ILogger<Dispatcher> logger,
     IngestionMetrics? metrics = null) : BackgroundService
 {
     private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
 
     private readonly int _batchSize = options.Value.BatchSize;
-    private readonly TimeSpan _window = options.Value.Window;
+    private readonly TimeSpan _spacing = options.Value.Window + upstreamOptions.Value.EffectiveSpacingMargin;
     private readonly TimeSpan _shutdownTimeout = options.Value.ShutdownTimeout;
 
     // Fetches are not cut off the moment the service is asked to stop: the window in flight may finish
@@ -50,6 +51,9 @@ public sealed partial class Dispatcher(
 
     /// <summary>The earliest moment this process may start its next window; the store may still say later.</summary>
     public DateTimeOffset NextWindowNotBefore => _notBefore;
+
+    /// <summary>The least time between two window starts: Ingestion:Window plus Upstream:SpacingMargin.</summary>
+    public TimeSpan Spacing => _spacing;
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -99,7 +103,7 @@ public sealed partial class Dispatcher(
             await ParkAsync(Task.Delay(CeilingToMillisecond(_notBefore - now), clock, cancellationToken));
         }
 
-        var claim = await store.ClaimWindowAsync(clock.GetUtcNow(), _batchSize, _window, cancellationToken);
+        var claim = await store.ClaimWindowAsync(clock.GetUtcNow(), _batchSize, _spacing, cancellationToken);
         if (claim.Window is not { } window)
         {
             if (claim.RetryAfter is { } retryAfter)
@@ -122,18 +126,18 @@ public sealed partial class Dispatcher(
             return null;
         }
 
-        // Measured again after the claim's commit, just before the first call leaves: this process's next
-        // window is spaced from here, so the upstream itself never sees two of its windows closer than Window.
-        _notBefore = clock.GetUtcNow() + _window;
-        LogWindowStarted(logger, window.Seq, window.StartedAt, new WindowItemsText(window.Items));
-
-        metrics?.WindowStarted(window);
-
         var fetches = new Task<UpstreamAnswer>[window.Items.Count];
         for (var i = 0; i < fetches.Length; i++)
         {
             fetches[i] = FetchAsync(window.Items[i].Id, _abortFetches.Token);
         }
+
+        // Measured again once the calls are on their way (a first call can spend a while getting there: a
+        // connection to open, code to compile): this process's next window is spaced from here, so the
+        // upstream itself never sees two of its windows closer than Window.
+        _notBefore = clock.GetUtcNow() + _spacing;
+        LogWindowStarted(logger, window.Seq, window.StartedAt, new WindowItemsText(window.Items));
+        metrics?.WindowStarted(window);
 
         try
         {

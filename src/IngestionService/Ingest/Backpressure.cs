@@ -19,7 +19,6 @@ public readonly record struct BackpressureVerdict(bool Accepted, TimeSpan RetryA
 public sealed class Backpressure(IIngestionStore store, Dispatcher dispatcher, TimeProvider clock, IOptions<IngestionOptions> options)
 {
     private readonly TimeSpan? _maxBacklog = options.Value.MaxBacklog;
-    private readonly TimeSpan _window = options.Value.Window;
     private readonly int _batchSize = options.Value.BatchSize;
 
     public bool Enabled => _maxBacklog is not null;
@@ -31,7 +30,7 @@ public sealed class Backpressure(IIngestionStore store, Dispatcher dispatcher, T
             return BackpressureVerdict.Accept;
         }
 
-        var alone = WindowsFor(newIds) * _window;
+        var alone = WindowsFor(newIds) * dispatcher.Spacing;
         if (alone > maxBacklog)
         {
             return new BackpressureVerdict(false, TimeSpan.Zero, alone, NeverFits: true);
@@ -40,7 +39,7 @@ public sealed class Backpressure(IIngestionStore store, Dispatcher dispatcher, T
         var waiting = (await store.GetQueueDepthAsync(cancellationToken)).Total;
         var now = clock.GetUtcNow();
         var untilAdmission = dispatcher.NextWindowNotBefore > now ? dispatcher.NextWindowNotBefore - now : TimeSpan.Zero;
-        var drain = untilAdmission + (WindowsFor(waiting + newIds) * _window);
+        var drain = untilAdmission + (WindowsFor(waiting + newIds) * dispatcher.Spacing);
         if (drain <= maxBacklog)
         {
             return BackpressureVerdict.Accept;

@@ -217,7 +217,7 @@ public static class IngestionApi
         }
 
         var next = dispatcher.NextWindowNotBefore > now ? dispatcher.NextWindowNotBefore : now;
-        return new StatusJsonResult(snapshot, new WaitEstimate(next, options.Value.Window, options.Value.BatchSize));
+        return new StatusJsonResult(snapshot, new WaitEstimate(next, dispatcher.Spacing, options.Value.BatchSize));
     }
 
     private static ProblemHttpResult BodyTooLarge(IngestionOptions limits) =>

@@ -49,6 +49,15 @@ public sealed class UpstreamOptions
 
     /// <summary>The longest pause a Retry-After may impose; a larger one is cut to this.</summary>
     public TimeSpan MaxPause { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Added to Ingestion:Window between window starts, so that the upstream, which counts calls as they
+    /// arrive, never sees two windows closer than Window although network delays vary from call to call.
+    /// Unset: 100 ms with Mode=Http, none with the simulated upstream (whose timing is the brief's).
+    /// </summary>
+    public TimeSpan? SpacingMargin { get; set; }
+
+    public TimeSpan EffectiveSpacingMargin => SpacingMargin ?? (Mode == UpstreamMode.Http ? TimeSpan.FromMilliseconds(100) : TimeSpan.Zero);
 }
 
 internal sealed class UpstreamOptionsValidator : IValidateOptions<UpstreamOptions>
@@ -97,6 +106,11 @@ internal sealed class UpstreamOptionsValidator : IValidateOptions<UpstreamOption
         if (options.DefaultRetryAfter < TimeSpan.Zero || options.MaxPause < options.DefaultRetryAfter)
         {
             errors.Add($"Upstream:DefaultRetryAfter must be at least zero and at most Upstream:MaxPause (got {options.DefaultRetryAfter} and {options.MaxPause}).");
+        }
+
+        if (options.SpacingMargin is { } margin && (margin < TimeSpan.Zero || margin > TimeSpan.FromSeconds(10)))
+        {
+            errors.Add($"Upstream:SpacingMargin must be between 00:00:00 and 00:00:10 (got {margin}).");
         }
 
         foreach (var (header, _) in options.Headers)

@@ -61,7 +61,7 @@ public sealed class SchedulingHarness : IAsyncDisposable
         var upstream = new CountingUpstream(clock, fetchDelay ?? TimeSpan.FromSeconds(1), script);
         // No jitter on the fake clock: every retry comes due at the top of its range, so tests know when.
         var retryPolicy = new RetryPolicy(Options.Create(upstreamOptions ?? new UpstreamOptions()), () => 1.0);
-        var dispatcher = new Dispatcher(store, upstream, retryPolicy, signal, clock, ingestion, NullLogger<Dispatcher>.Instance);
+        var dispatcher = new Dispatcher(store, upstream, retryPolicy, signal, clock, ingestion, Options.Create(upstreamOptions ?? new UpstreamOptions()), NullLogger<Dispatcher>.Instance);
         var harness = new SchedulingHarness(clock, store, dispatcher, new IngestionSubmitter(store, signal, clock, ingestion), upstream);
         await dispatcher.StartAsync(CancellationToken.None);
         await harness.QuiescentAsync();
