@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using IngestionService.Ingest;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.OpenApi;
 using Scalar.AspNetCore;
@@ -29,7 +30,7 @@ public static class OpenApiExtensions
                     case "Ingest":
                         DescribeIngest(operation);
                         break;
-                    case "GetStatus":
+                    case "GetStatus" or "GetResults":
                         foreach (var parameter in operation.Parameters ?? [])
                         {
                             if (parameter is OpenApiParameter { Name: "ingestionId" } named)
@@ -60,6 +61,17 @@ public static class OpenApiExtensions
             request.Example = JsonNode.Parse("""{"ids": [1, 2, 3, 4, 5], "priority": "HIGH"}""");
         }
 
+        operation.Parameters ??= [];
+        operation.Parameters.Add(new OpenApiParameter
+        {
+            Name = IngestionApi.IdempotencyKeyHeader,
+            In = ParameterLocation.Header,
+            Required = false,
+            Description = "Optional, 1-255 visible ASCII characters (a UUID, say). The same key with the same request answers the first "
+                + "ingestion_id and creates nothing; with another request, 422. Kept for Ingestion:IdempotencyKeyLifetime (24 h).",
+            Schema = new OpenApiSchema { Type = JsonSchemaType.String, MaxLength = 255 },
+        });
+
         if (operation.Responses?.TryGetValue("202", out var accepted) == true && accepted is OpenApiResponse response)
         {
             response.Description = "Accepted and committed; processing starts as the rate limit allows.";
@@ -67,6 +79,11 @@ public static class OpenApiExtensions
             response.Headers["Location"] = new OpenApiHeader
             {
                 Description = "Where to read the ingestion's status: /status/{ingestion_id}.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String },
+            };
+            response.Headers[IngestionApi.IdempotentReplayedHeader] = new OpenApiHeader
+            {
+                Description = "\"true\" when the Idempotency-Key was seen before with the same request: nothing new was created.",
                 Schema = new OpenApiSchema { Type = JsonSchemaType.String },
             };
             if (response.Content?.TryGetValue("application/json", out var body) == true)
@@ -78,7 +95,17 @@ public static class OpenApiExtensions
         Describe(operation, "400", "The body is empty or not JSON.");
         Describe(operation, "413", "More ids than Ingestion:MaxIdsPerRequest, or a body larger than any valid request.");
         Describe(operation, "415", "The content type is not JSON.");
-        Describe(operation, "422", "Well-formed JSON with wrong fields; `errors` names each field (ids, ids[3], priority).");
+        Describe(operation, "422", "Well-formed JSON with wrong fields; `errors` names each field (ids, ids[3], priority), or an Idempotency-Key reused with another request.");
+        Describe(operation, "429", "Backpressure (Ingestion:MaxBacklog): the queue would take too long to drain; Retry-After says when to try again. Nothing was stored.");
+        if (operation.Responses?.TryGetValue("429", out var throttled) == true && throttled is OpenApiResponse refused)
+        {
+            refused.Headers ??= new Dictionary<string, IOpenApiHeader>();
+            refused.Headers["Retry-After"] = new OpenApiHeader
+            {
+                Description = "Seconds until the queue has drained enough for this request.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.Integer },
+            };
+        }
     }
 
     private static void Describe(OpenApiOperation operation, string status, string description)

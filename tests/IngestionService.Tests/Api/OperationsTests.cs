@@ -30,7 +30,12 @@ public sealed class OperationsTests
         Assert.Equal("application/problem+json", ingest.GetProperty("responses").GetProperty("422").GetProperty("content").EnumerateObject().Single().Name);
         var status = document.GetProperty("paths").GetProperty("/status/{ingestionId}").GetProperty("get");
         Assert.Equal(["200", "404"], status.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
+        Assert.Contains(ingest.GetProperty("parameters").EnumerateArray(), p => p.GetProperty("name").GetString() == "Idempotency-Key" && p.GetProperty("in").GetString() == "header");
+        Assert.True(ingest.GetProperty("responses").GetProperty("429").GetProperty("headers").TryGetProperty("Retry-After", out _));
+        var results = document.GetProperty("paths").GetProperty("/ingestions/{ingestionId}/results").GetProperty("get");
+        Assert.Equal(["200", "400", "404"], results.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
         var schemas = document.GetProperty("components").GetProperty("schemas");
+        Assert.Equal(["succeeded", "retrying", "failed"], schemas.GetProperty("FetchState").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
         Assert.Equal(["HIGH", "MEDIUM", "LOW"], schemas.GetProperty("Priority").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
         Assert.True(schemas.GetProperty("IngestionStatus").GetProperty("properties").TryGetProperty("batches", out _));
     }

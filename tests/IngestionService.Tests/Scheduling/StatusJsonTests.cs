@@ -12,7 +12,7 @@ public sealed class StatusJsonTests
     private static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, 120, TimeSpan.Zero);
 
-    public static TheoryData<string> Snapshots => new() { "waiting", "running", "split over windows", "refetching", "completed", "thousand batches" };
+    public static TheoryData<string> Snapshots => new() { "waiting", "running", "split over windows", "refetching", "completed", "retrying, failed and paused", "thousand batches" };
 
     [Theory]
     [MemberData(nameof(Snapshots))]
@@ -64,6 +64,9 @@ public sealed class StatusJsonTests
             "split over windows" => new(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 5, 2, [Span(0, 2, 0, 1001, WindowState.Completed), Span(2, 3, 5000, null, WindowState.Running)], [], IdsAhead: 1),
             "refetching" => new(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 3, 0, [Span(0, 3, 0, null, WindowState.Abandoned)], [0, 1, 2]),
             "completed" => new(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 7, 7, [Span(0, 3, 0, 1000, WindowState.Completed), Span(3, 3, 5000, 6000, WindowState.Completed), Span(6, 1, 10_000, 11_010, WindowState.Completed)], []),
+            "retrying, failed and paused" => new(
+                Guid.CreateVersion7(), Priority.Medium, T0, 3, ids, 6, 5, [Span(0, 3, 0, 1000, WindowState.Completed), Span(3, 3, 5000, 6000, WindowState.Completed)], [2],
+                IdsAhead: 1, FailedPositions: [1, 4], PausedUntil: T0.AddSeconds(36)),
             _ => new(Guid.CreateVersion7(), Priority.Low, T0, 3, [.. Enumerable.Range(1, 3000)], 0, 0, [], []),
         };
     }
@@ -97,7 +100,7 @@ public sealed class StatusJsonTests
                 }
 
                 break;
-            case JsonValueKind.String when path.EndsWith("_at", StringComparison.Ordinal):
+            case JsonValueKind.String when path.EndsWith("_at", StringComparison.Ordinal) || path.EndsWith("_until", StringComparison.Ordinal):
                 // Both are ISO-8601 UTC; the serializer trims trailing zeros of the fraction, we write milliseconds.
                 Assert.EndsWith("Z", actual.GetString(), StringComparison.Ordinal);
                 Assert.Equal(
