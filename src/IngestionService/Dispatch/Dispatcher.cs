@@ -31,7 +31,8 @@ public sealed partial class Dispatcher(
     private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
 
     private readonly int _batchSize = options.Value.BatchSize;
-    private readonly TimeSpan _spacing = options.Value.Window + upstreamOptions.Value.EffectiveSpacingMargin;
+    private readonly TimeSpan _window = options.Value.Window;
+    private readonly WindowSpacing _spacing = new(options.Value.Window, upstreamOptions.Value.EffectiveSpaceFromAnswers);
     private readonly TimeSpan _shutdownTimeout = options.Value.ShutdownTimeout;
 
     // Fetches are not cut off the moment the service is asked to stop: the window in flight may finish
@@ -52,8 +53,8 @@ public sealed partial class Dispatcher(
     /// <summary>The earliest moment this process may start its next window; the store may still say later.</summary>
     public DateTimeOffset NextWindowNotBefore => _notBefore;
 
-    /// <summary>The least time between two window starts: Ingestion:Window plus Upstream:SpacingMargin.</summary>
-    public TimeSpan Spacing => _spacing;
+    /// <summary>The least time between two window starts (Ingestion:Window), as estimates count it.</summary>
+    public TimeSpan Spacing => _window;
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -133,9 +134,8 @@ public sealed partial class Dispatcher(
         }
 
         // Measured again once the calls are on their way (a first call can spend a while getting there: a
-        // connection to open, code to compile): this process's next window is spaced from here, so the
-        // upstream itself never sees two of its windows closer than Window.
-        _notBefore = clock.GetUtcNow() + _spacing;
+        // connection to open, code to compile): this process's next window is spaced from here.
+        _notBefore = clock.GetUtcNow() + _window;
         LogWindowStarted(logger, window.Seq, window.StartedAt, new WindowItemsText(window.Items));
         metrics?.WindowStarted(window);
 
@@ -146,6 +146,14 @@ public sealed partial class Dispatcher(
         catch (Exception)
         {
             // Looked at call by call below.
+        }
+
+        if (_spacing.FromFinish)
+        {
+            // Every call has been answered, so every call has reached the upstream: a window from here on
+            // cannot land within Window of this one in the upstream's own count, however slow the way there was.
+            var afterAnswers = clock.GetUtcNow() + _window;
+            _notBefore = afterAnswers > _notBefore ? afterAnswers : _notBefore;
         }
 
         if (_abortFetches.IsCancellationRequested && fetches.Any(fetch => !fetch.IsCompletedSuccessfully))

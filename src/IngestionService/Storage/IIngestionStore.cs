@@ -33,7 +33,7 @@ public interface IIngestionStore
     /// <summary>
     /// The rate limiter and the queue in one transaction. Admits a window only if no other window is
     /// running (or the running one's lease has expired: it is then abandoned and its ids requeued) and the
-    /// newest window in the log started at least <paramref name="window"/> ago; it then takes up to
+    /// newest window in the log started (and, with <see cref="WindowSpacing.FromFinish"/>, finished) at least <paramref name="spacing"/> ago; it then takes up to
     /// <paramref name="maxIds"/> next ids in the global order (priority, created time, arrival sequence,
     /// position) into a new running window. Ids handed back by an abandoned window keep their original
     /// place in that order. A store only this process writes reads time from <paramref name="now"/>; a
@@ -44,7 +44,7 @@ public interface IIngestionStore
     /// while the upstream's pause (set by <see cref="CompleteWindowAsync"/>) lasts.
     /// </remarks>
     /// <returns>The window, or when to ask again (like a rate-limiter lease's RetryAfter), or neither when nothing waits.</returns>
-    Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, TimeSpan window, CancellationToken cancellationToken);
+    Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, WindowSpacing spacing, CancellationToken cancellationToken);
 
     /// <summary>
     /// Stores what each call of a running window came to and marks the window completed; throws if the
@@ -81,6 +81,17 @@ public interface IIngestionStore
 
     /// <summary>Throws unless the store answers a query now, on a fresh connection (the readiness probe).</summary>
     Task ProbeAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// How far apart windows must be: <see cref="Window"/> after the newest window's start, and with
+/// <see cref="FromFinish"/> also after its finish (its last answer).
+/// </summary>
+public readonly record struct WindowSpacing(TimeSpan Window, bool FromFinish = false)
+{
+    public static implicit operator WindowSpacing(TimeSpan window) => FromTimeSpan(window);
+
+    public static WindowSpacing FromTimeSpan(TimeSpan window) => new(window);
 }
 
 /// <summary>An accepted request, as it is stored.</summary>

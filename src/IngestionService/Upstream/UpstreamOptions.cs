@@ -51,13 +51,16 @@ public sealed class UpstreamOptions
     public TimeSpan MaxPause { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
-    /// Added to Ingestion:Window between window starts, so that the upstream, which counts calls as they
-    /// arrive, never sees two windows closer than Window although network delays vary from call to call.
-    /// Unset: 100 ms with Mode=Http, none with the simulated upstream (whose timing is the brief's).
+    /// Whether the next window also waits a whole Ingestion:Window after the previous window's last answer,
+    /// not only after its start. The upstream counts calls as they arrive, and a call can take a while to
+    /// get there (a connection or TLS handshake to open, a busy network); a call that has been answered has
+    /// certainly arrived, so spacing from the answers keeps the upstream's own count under the limit
+    /// whatever the delays, at the cost of the calls' duration per window. Unset: on with Mode=Http, off
+    /// with the simulated upstream, whose calls arrive the moment they start (the brief's timing).
     /// </summary>
-    public TimeSpan? SpacingMargin { get; set; }
+    public bool? SpaceFromAnswers { get; set; }
 
-    public TimeSpan EffectiveSpacingMargin => SpacingMargin ?? (Mode == UpstreamMode.Http ? TimeSpan.FromMilliseconds(100) : TimeSpan.Zero);
+    public bool EffectiveSpaceFromAnswers => SpaceFromAnswers ?? (Mode == UpstreamMode.Http);
 }
 
 internal sealed class UpstreamOptionsValidator : IValidateOptions<UpstreamOptions>
@@ -106,11 +109,6 @@ internal sealed class UpstreamOptionsValidator : IValidateOptions<UpstreamOption
         if (options.DefaultRetryAfter < TimeSpan.Zero || options.MaxPause < options.DefaultRetryAfter)
         {
             errors.Add($"Upstream:DefaultRetryAfter must be at least zero and at most Upstream:MaxPause (got {options.DefaultRetryAfter} and {options.MaxPause}).");
-        }
-
-        if (options.SpacingMargin is { } margin && (margin < TimeSpan.Zero || margin > TimeSpan.FromSeconds(10)))
-        {
-            errors.Add($"Upstream:SpacingMargin must be between 00:00:00 and 00:00:10 (got {margin}).");
         }
 
         foreach (var (header, _) in options.Headers)

@@ -160,6 +160,19 @@ public sealed class UpstreamFailureTests : IDisposable
     }
 
     [Fact]
+    public async Task SpacedFromAnswersTheNextWindowWaitsAWholeWindowAfterThePreviousOnesLastAnswer()
+    {
+        // Http mode's default: a call that has been answered has surely reached the upstream.
+        await using var harness = await SchedulingHarness.StartAsync(_database, upstreamOptions: new UpstreamOptions { SpaceFromAnswers = true });
+
+        await harness.SubmitAsync(Priority.Medium, 1, 2, 3, 4, 5, 6, 7);
+        await harness.AdvanceToAsync(20 * Second);
+
+        var windows = await harness.WindowsAsync();
+        Assert.Equal([0 * Second, 6 * Second, 12 * Second], windows.Select(w => w.StartedAt - SchedulingHarness.T0));
+    }
+
+    [Fact]
     public void BackoffDoublesPerFailureWithinItsCapAndJitterKeepsItInTheUpperHalf()
     {
         var options = Microsoft.Extensions.Options.Options.Create(new UpstreamOptions { RetryBaseDelay = 2 * Second, RetryMaxDelay = 20 * Second });

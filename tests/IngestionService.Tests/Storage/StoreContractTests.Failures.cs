@@ -93,6 +93,23 @@ public abstract partial class StoreContractTests
     }
 
     [Fact]
+    public async Task SpacedFromTheFinishTheLimiterCountsTheWindowFromItsLastAnswer()
+    {
+        var store = await OpenAsync();
+        await EnqueueAsync(store, Priority.Medium, 1, 2, 3, 4);
+        var window = TimeSpan.FromSeconds(2);
+        var first = await ClaimEventuallyAsync(store, window);
+        await Task.Delay(TimeSpan.FromSeconds(1), Token); // the calls take a second
+        await CompleteAsync(store, first);
+
+        var fromStart = await ClaimAsync(store, window);
+        var fromFinish = await store.ClaimWindowAsync(DateTimeOffset.UtcNow, 3, new WindowSpacing(window, FromFinish: true), Token);
+
+        Assert.InRange(fromStart.RetryAfter!.Value, TimeSpan.FromTicks(1), TimeSpan.FromSeconds(1.05));
+        Assert.InRange(fromFinish.RetryAfter!.Value, TimeSpan.FromSeconds(1.9), TimeSpan.FromSeconds(2.01));
+    }
+
+    [Fact]
     public async Task ResultsArePagedByPositionAndAnUnknownIngestionHasNone()
     {
         var store = await OpenAsync();

@@ -134,8 +134,9 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         command.Parameters.AddWithValue(IdBlob.Pack(ingestion.Ids));
     }
 
-    public async Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, TimeSpan window, CancellationToken cancellationToken)
+    public async Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, WindowSpacing spacing, CancellationToken cancellationToken)
     {
+        var window = spacing.Window;
         ArgumentOutOfRangeException.ThrowIfLessThan(maxIds, 1);
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -172,12 +173,14 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         // window ago, none during a pause the upstream asked for.
         TimeSpan? untilSpaced, untilLeaseEnds;
         await using (var limiter = new NpgsqlCommand("""
-            SELECT greatest(last_window_start + $1, paused_until) - clock_timestamp(),
+            SELECT greatest(last_window_start + $1, paused_until,
+                            CASE WHEN $2 THEN (SELECT finished_at FROM windows ORDER BY seq DESC LIMIT 1) + $1 END) - clock_timestamp(),
                    (SELECT min(lease_until) FROM windows WHERE state = 0) - clock_timestamp()
             FROM limiter WHERE id = 1
             """, connection, transaction))
         {
             limiter.Parameters.AddWithValue(window);
+            limiter.Parameters.AddWithValue(spacing.FromFinish);
             await using var reader = await limiter.ExecuteReaderAsync(cancellationToken);
             await reader.ReadAsync(cancellationToken);
             untilSpaced = reader.IsDBNull(0) ? null : reader.GetTimeSpan(0);

@@ -311,8 +311,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     /// <summary>Only this process writes the file: the wake-up signal tells the dispatcher everything.</summary>
     public TimeSpan? PollInterval => null;
 
-    public async Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, TimeSpan window, CancellationToken cancellationToken)
+    public async Task<WindowClaim> ClaimWindowAsync(DateTimeOffset now, int maxIds, WindowSpacing spacing, CancellationToken cancellationToken)
     {
+        var window = spacing.Window;
         ArgumentOutOfRangeException.ThrowIfLessThan(maxIds, 1);
         await _writeLock.WaitAsync(cancellationToken);
         try
@@ -331,7 +332,8 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 limiter.CommandText = """
                     SELECT (SELECT started_at FROM windows ORDER BY seq DESC LIMIT 1),
                            EXISTS (SELECT 1 FROM windows WHERE state = 0),
-                           (SELECT paused_until FROM windows ORDER BY seq DESC LIMIT 1)
+                           (SELECT paused_until FROM windows ORDER BY seq DESC LIMIT 1),
+                           (SELECT finished_at FROM windows ORDER BY seq DESC LIMIT 1)
                     """;
                 await using var reader = await limiter.ExecuteReaderAsync(cancellationToken);
                 await reader.ReadAsync(cancellationToken);
@@ -344,6 +346,11 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 if (!reader.IsDBNull(2) && DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)) is var pausedUntil && pausedUntil > notBefore)
                 {
                     notBefore = pausedUntil;
+                }
+
+                if (spacing.FromFinish && !reader.IsDBNull(3) && DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)) + window is var afterFinish && afterFinish > notBefore)
+                {
+                    notBefore = afterFinish;
                 }
 
                 if (now < notBefore)
