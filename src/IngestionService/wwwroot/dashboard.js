@@ -83,7 +83,9 @@ function renderCountdown() {
   const running = state.windows.find((w) => w.state === 'running');
   const left = (Date.parse(queue.next_admission_at) - serverNow()) / 1000;
   let text;
-  if (running) text = left > 0 ? `in ${left.toFixed(1)} s (window ${running.seq} in flight)` : `when window ${running.seq} finishes`;
+  const paused = queue.upstream_paused_until ? (Date.parse(queue.upstream_paused_until) - serverNow()) / 1000 : 0;
+  if (paused > 0) text = `in ${paused.toFixed(1)} s: the upstream asked for a pause (429)`;
+  else if (running) text = left > 0 ? `in ${left.toFixed(1)} s (window ${running.seq} in flight)` : `when window ${running.seq} finishes`;
   else if (queue.total_waiting === 0) text = left > 0 ? `in ${left.toFixed(1)} s, when work arrives` : 'at once, when work arrives';
   else text = left > 0 ? `in ${left.toFixed(1)} s` : 'now';
   $('countdown').textContent = text;
@@ -198,7 +200,8 @@ function renderRecent(ingestions) {
     const b = ingestion.batches;
     row.dataset.status = ingestion.status;
     row.querySelector('.counts').textContent =
-      `${ingestion.status.replaceAll('_', ' ')} · ${b.completed}/${b.total} batches · ${ingestion.completed_ids}/${ingestion.total_ids} ids`;
+      `${ingestion.status.replaceAll('_', ' ')} · ${b.completed}/${b.total} batches · ${ingestion.completed_ids}/${ingestion.total_ids} ids`
+      + (ingestion.failed_ids > 0 ? ` · ${ingestion.failed_ids} failed` : '');
     const bar = row.querySelector('.bar');
     bar.setAttribute('aria-label', `${b.completed} completed, ${b.triggered} triggered, ${b.yet_to_start} yet to start of ${b.total} batches`);
     for (const key of ['completed', 'triggered', 'yet_to_start']) {
@@ -247,14 +250,15 @@ async function refreshLookup() {
     h('p', { class: 'summary', 'data-status': status.status },
       h('span', { class: `chip p-${status.priority}` }, status.priority), ' ',
       h('code', {}, status.ingestion_id), ` · ${status.status.replaceAll('_', ' ')} · created ${time(status.created_at)}`,
-      status.ids_ahead !== null ? ` · ${status.ids_ahead} ids ahead` : ''),
+      status.ids_ahead !== null ? ` · ${status.ids_ahead} ids ahead` : '',
+      status.failed_ids > 0 ? ` · ${status.failed_ids} failed (see /ingestions/${status.ingestion_id}/results)` : ''),
     h('div', { class: 'table-scroll' },
       h('table', { class: 'batches' },
         h('thead', {}, h('tr', {}, ...['Batch', 'Ids', 'Status', 'Triggered', 'Completed', 'Expected start'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, status.batches.map((batch, i) => h('tr', { class: `status-${batch.status}` },
           h('td', { class: 'num' }, String(i + 1)),
           h('td', {}, batch.ids.join(', ')),
-          h('td', {}, batch.status.replaceAll('_', ' ')),
+          h('td', {}, batch.status.replaceAll('_', ' ') + (batch.failed_ids ? `, ${batch.failed_ids} failed` : '')),
           h('td', {}, time(batch.triggered_at)),
           h('td', {}, time(batch.completed_at)),
           h('td', {}, time(batch.estimated_start_at))))))));

@@ -41,6 +41,25 @@ public abstract partial class StoreContractTests
     }
 
     [Fact]
+    public async Task AnIdWaitingForARetryIsStillThereForAStoreOpenedLater()
+    {
+        var before = await OpenAsync();
+        var ingestion = await EnqueueAsync(before, Priority.Low, 1, 2, 3);
+        var window = await ClaimEventuallyAsync(before, TinyWindow);
+        await before.CompleteWindowAsync(window, new WindowOutcome([.. window.Items.Select(item => Retry(item, TimeSpan.FromMilliseconds(300)))], DateTimeOffset.UtcNow), Token);
+
+        var after = await OpenAsync();
+        var waiting = (await after.GetQueueDepthAsync(Token)).Low;
+        var retried = await ClaimEventuallyAsync(after, TinyWindow);
+
+        Assert.Equal([1, 2, 3], Ids(retried));
+        Assert.All(retried.Items, item => Assert.Equal(1, item.PriorAttempts));
+        Assert.Equal(3, waiting);
+        Assert.Equal(0, (await after.GetQueueDepthAsync(Token)).Low);
+        Assert.Equal([0, 1, 2], (await after.GetResultsAsync(ingestion, -1, 10, Token))!.Where(r => r.State == FetchState.Retrying).Select(r => r.Position));
+    }
+
+    [Fact]
     public async Task AFailedIdIsFinalCountedAsCompletedAndListedForTheStatus()
     {
         var store = await OpenAsync();
