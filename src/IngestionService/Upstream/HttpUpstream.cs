@@ -7,7 +7,8 @@ using Polly.Timeout;
 namespace IngestionService.Upstream;
 
 /// <summary>
-/// A real HTTP API: <c>GET {BaseUrl}{PathTemplate}</c> per id, with the configured headers, through an
+/// A real HTTP API: <c>GET {BaseUrl}{PathTemplate}</c> per id (the two joined as text, so a base path such
+/// as <c>/v1</c> is kept), with the configured headers, through an
 /// <see cref="HttpClient"/> from <see cref="IHttpClientFactory"/> whose resilience pipeline holds only a
 /// timeout. It retries nothing itself: every call must be one of the window's calls, so retries go back
 /// to the queue and wait for a window like any other id.
@@ -16,16 +17,16 @@ public sealed class HttpUpstream(HttpClient client, IOptions<UpstreamOptions> op
 {
     public const string ClientName = "upstream";
 
-    private readonly string _pathTemplate = options.Value.PathTemplate;
+    private readonly string _address = options.Value.BaseUrl!.ToString().TrimEnd('/') + "/" + options.Value.PathTemplate.TrimStart('/');
     private readonly int _maxBodyBytes = options.Value.MaxBodyBytes;
     private readonly TimeSpan _timeout = options.Value.Timeout;
 
     public async Task<UpstreamAnswer> FetchAsync(int id, CancellationToken cancellationToken)
     {
-        var path = _pathTemplate.Replace("{id}", id.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        var address = new Uri(_address.Replace("{id}", id.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal));
         try
         {
-            using var response = await client.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            using var response = await client.GetAsync(address, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
             var (body, truncated) = await ReadCappedAsync(response.Content, cancellationToken);
             var status = (int)response.StatusCode;
             return Classify(response, status) switch

@@ -22,7 +22,6 @@ public static class UpstreamExtensions
         services.AddHttpClient<IUpstreamClient, HttpUpstream>(HttpUpstream.ClientName, (provider, client) =>
             {
                 var options = provider.GetRequiredService<IOptions<UpstreamOptions>>().Value;
-                client.BaseAddress = options.BaseUrl;
                 client.Timeout = Timeout.InfiniteTimeSpan; // the pipeline's timeout below is the one that counts
                 foreach (var (name, value) in options.Headers)
                 {

@@ -56,6 +56,16 @@ public sealed class HttpUpstreamTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ThePathTemplateIsJoinedToTheBaseUrlKeepingItsPath()
+    {
+        await using var client = Client(new Uri(_server.BaseAddress, "/items"), new() { ["Upstream:PathTemplate"] = "/{id}" });
+
+        var answer = await client.Upstream.FetchAsync(1, TestContext.Current.CancellationToken);
+
+        Assert.Equal((UpstreamVerdict.Succeeded, """{"id":1,"data":"upstream"}"""), (answer.Verdict, answer.Body));
+    }
+
+    [Fact]
     public async Task ASuccessCarriesTheBodyCutAtTheConfiguredSize()
     {
         await using var client = Client(_server.BaseAddress, new() { ["Upstream:MaxBodyBytes"] = "40" });

@@ -642,7 +642,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
 
-        // The first row says whether the ingestion exists, so an unknown id and a page past the end differ.
+        // The row at position -1 says the ingestion exists, so an unknown id and a page past the end differ.
         await using var command = _dataSource.CreateCommand("""
             WITH i AS (SELECT seq FROM ingestions WHERE id = $1)
             (SELECT -1, NULL::integer, NULL::smallint, NULL::integer, NULL::text, NULL::boolean, NULL::integer, NULL::text, NULL::timestamptz, NULL::timestamptz FROM i)
@@ -657,14 +657,16 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         command.Parameters.AddWithValue(afterPosition);
         command.Parameters.AddWithValue(limit);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
-        {
-            return null;
-        }
-
+        var known = false;
         var results = new List<IdResult>();
         while (await reader.ReadAsync(cancellationToken))
         {
+            if (reader.GetInt32(0) < 0)
+            {
+                known = true;
+                continue;
+            }
+
             results.Add(new IdResult(
                 reader.GetInt32(0),
                 reader.GetInt32(1),
@@ -678,7 +680,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
                 reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9)));
         }
 
-        return results;
+        return known ? results : null;
     }
 
     public async Task ProbeAsync(CancellationToken cancellationToken)

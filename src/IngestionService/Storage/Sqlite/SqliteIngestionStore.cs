@@ -884,7 +884,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         using var session = await RentReaderAsync(cancellationToken);
 
-        // The first row says whether the ingestion exists, so an unknown id and a page past the end differ.
+        // The row at position -1 says the ingestion exists, so an unknown id and a page past the end differ.
         var command = session.Command("""
             WITH i AS (SELECT seq FROM ingestions WHERE id = $id)
             SELECT -1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM i
@@ -900,14 +900,16 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         command.Parameters[1].Value = afterPosition;
         command.Parameters[2].Value = limit;
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
-        {
-            return null;
-        }
-
+        var known = false;
         var results = new List<IdResult>();
         while (await reader.ReadAsync(cancellationToken))
         {
+            if (reader.GetInt32(0) < 0)
+            {
+                known = true;
+                continue;
+            }
+
             results.Add(new IdResult(
                 reader.GetInt32(0),
                 reader.GetInt32(1),
@@ -921,7 +923,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 reader.IsDBNull(9) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(9))));
         }
 
-        return results;
+        return known ? results : null;
     }
 
     public async Task ProbeAsync(CancellationToken cancellationToken)
