@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Text;
-using System.Globalization;
 using IngestionService.Storage;
 using Microsoft.AspNetCore.Http.Metadata;
 
@@ -149,6 +148,10 @@ public static class StatusJson
         n += written;
     }
 
+    /// <summary>
+    /// <c>"yyyy-MM-ddTHH:mm:ss.fffZ"</c>, digit by digit: a custom format string costs several hundred
+    /// nanoseconds a time, and a status of a thousand batches writes a thousand times.
+    /// </summary>
     private static void AppendTime(Span<byte> span, ref int n, DateTime? time)
     {
         if (time is not { } value)
@@ -157,10 +160,34 @@ public static class StatusJson
             return;
         }
 
+        var (year, month, day) = value;
         span[n++] = (byte)'"';
-        value.TryFormat(span[n..], out var written, "yyyy'-'MM'-'dd'T'HH':'mm':'ss'.'fff'Z'", CultureInfo.InvariantCulture);
-        n += written;
+        AppendDigits(span, ref n, year, 4);
+        span[n++] = (byte)'-';
+        AppendDigits(span, ref n, month, 2);
+        span[n++] = (byte)'-';
+        AppendDigits(span, ref n, day, 2);
+        span[n++] = (byte)'T';
+        AppendDigits(span, ref n, value.Hour, 2);
+        span[n++] = (byte)':';
+        AppendDigits(span, ref n, value.Minute, 2);
+        span[n++] = (byte)':';
+        AppendDigits(span, ref n, value.Second, 2);
+        span[n++] = (byte)'.';
+        AppendDigits(span, ref n, value.Millisecond, 3);
+        span[n++] = (byte)'Z';
         span[n++] = (byte)'"';
+    }
+
+    private static void AppendDigits(Span<byte> span, ref int n, int value, int digits)
+    {
+        for (var i = n + digits - 1; i >= n; i--)
+        {
+            span[i] = (byte)('0' + (value % 10));
+            value /= 10;
+        }
+
+        n += digits;
     }
 }
 

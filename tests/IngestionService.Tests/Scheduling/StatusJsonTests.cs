@@ -52,6 +52,20 @@ public sealed class StatusJsonTests
         Assert.Equal(ids[..1000], written.GetProperty("batches")[1].GetProperty("ids").EnumerateArray().Select(i => i.GetInt32()));
     }
 
+    [Theory]
+    [InlineData("2026-01-01T00:00:00.120Z")]
+    [InlineData("0987-12-31T23:59:59.999Z")]
+    [InlineData("2026-11-23T09:05:07.003Z")]
+    public void TimesAreWrittenInUtcWithMilliseconds(string time)
+    {
+        var at = DateTimeOffset.Parse(time, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal);
+        var snapshot = new IngestionSnapshot(Guid.NewGuid(), Priority.High, at, 3, [1], 0, 0, [], []);
+
+        var written = JsonDocument.Parse(Write(snapshot)).RootElement;
+
+        Assert.Equal($"\"{time}\"", written.GetProperty("created_at").GetRawText());
+    }
+
     private static IngestionSnapshot SnapshotNamed(string name)
     {
         int[] ids = [1, 1_000_000_007, 3, 4, 5, 6, 7];
