@@ -53,6 +53,7 @@ public static class HostingExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<IngestionSubmitter>();
         services.AddSingleton<Backpressure>();
+        services.AddSingleton<StatusCache>();
         services.ConfigureHttpJsonOptions(json =>
         {
             json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;

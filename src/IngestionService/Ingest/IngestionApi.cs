@@ -200,6 +200,7 @@ public static class IngestionApi
         string ingestionId,
         IIngestionStore store,
         Dispatcher dispatcher,
+        StatusCache cache,
         TimeProvider clock,
         IOptions<IngestionOptions> options,
         CancellationToken cancellationToken)
@@ -217,7 +218,7 @@ public static class IngestionApi
         }
 
         var next = dispatcher.NextWindowNotBefore > now ? dispatcher.NextWindowNotBefore : now;
-        return new StatusJsonResult(snapshot, new WaitEstimate(next, dispatcher.Spacing, options.Value.BatchSize));
+        return new StatusJsonResult(snapshot, new WaitEstimate(next, dispatcher.Spacing, options.Value.BatchSize), cache);
     }
 
     private static ProblemHttpResult BodyTooLarge(IngestionOptions limits) =>

@@ -195,7 +195,7 @@ public static class StatusJson
 /// The 200 answer of <c>GET /status/{id}</c>, written by <see cref="StatusJson"/>. It declares
 /// <see cref="IngestionStatus"/> as its response type, so OpenAPI describes the real shape.
 /// </summary>
-public sealed class StatusJsonResult(IngestionSnapshot snapshot, WaitEstimate? estimate = null) : IResult, IEndpointMetadataProvider, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<IngestionStatus>
+public sealed class StatusJsonResult(IngestionSnapshot snapshot, WaitEstimate? estimate = null, StatusCache? cache = null) : IResult, IEndpointMetadataProvider, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<IngestionStatus>
 {
     /// <summary>The answer as a record (built on demand: the response itself is written without it).</summary>
     public IngestionStatus Value => StatusReport.Build(snapshot, estimate);
@@ -215,6 +215,15 @@ public sealed class StatusJsonResult(IngestionSnapshot snapshot, WaitEstimate? e
         response.ContentType = "application/json; charset=utf-8";
 
         var size = StatusJson.EstimateSize(snapshot);
+        if (cache is not null && size > StatusCache.MinimumBytes)
+        {
+            // Large answers are rendered once per change and reused while clients poll.
+            var rendered = cache.Render(snapshot, estimate);
+            response.ContentLength = rendered.Length;
+            await response.Body.WriteAsync(rendered, httpContext.RequestAborted);
+            return;
+        }
+
         if (size > BufferedLimit)
         {
             // Large answers stream into the response pipe: buffering them would put each on the large-object heap.

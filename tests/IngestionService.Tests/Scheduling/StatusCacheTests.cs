@@ -1,0 +1,89 @@
+using System.Buffers;
+using IngestionService.Ingest;
+using IngestionService.Storage;
+
+namespace IngestionService.Tests.Scheduling;
+
+/// <summary>A cached status answer is reused only while it is exactly what rendering would give.</summary>
+public sealed class StatusCacheTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly int[] Ids = [.. Enumerable.Range(1, 3000)];
+    private static readonly WaitEstimate Estimate = new(T0.AddSeconds(5), TimeSpan.FromSeconds(5), 3);
+
+    [Fact]
+    public void NothingChangedGivesTheSameAnswerAndItIsWhatRenderingGives()
+    {
+        var cache = new StatusCache();
+        var id = Guid.CreateVersion7();
+
+        var first = cache.Render(Waiting(id, started: 3), Estimate);
+        var second = cache.Render(Waiting(id, started: 3), Estimate);
+
+        Assert.Same(first, second);
+        Assert.Equal(Rendered(Waiting(id, started: 3), Estimate), first);
+    }
+
+    [Fact]
+    public void AnyChangeItShowsRendersItAgain()
+    {
+        var cache = new StatusCache();
+        var id = Guid.CreateVersion7();
+        var before = cache.Render(Waiting(id, started: 3), Estimate);
+
+        var started = cache.Render(Waiting(id, started: 6), Estimate);
+        var later = Estimate with { NextAdmission = Estimate.NextAdmission.AddSeconds(5) };
+        var finished = Waiting(id, started: 6) with { Spans = [new WindowSpan(0, 6, T0, T0.AddSeconds(1), WindowState.Completed)] };
+        var retrying = finished with { Requeued = [4] };
+        var paused = retrying with { PausedUntil = T0.AddMinutes(1) };
+
+        byte[][] answers = [before, started, cache.Render(Waiting(id, started: 6), later), cache.Render(finished, later), cache.Render(retrying, later), cache.Render(paused, later)];
+        Assert.Equal(answers.Length, answers.Distinct(ByteArrays.Instance).Count());
+        Assert.Equal(Rendered(paused, later), answers[^1]);
+    }
+
+    [Fact]
+    public void OnceEveryIdHasStartedTheEstimateNoLongerMatters()
+    {
+        var cache = new StatusCache();
+        var id = Guid.CreateVersion7();
+        var done = new IngestionSnapshot(id, Priority.Low, T0, 3, Ids, Ids.Length, Ids.Length, [new WindowSpan(0, Ids.Length, T0, T0.AddSeconds(1), WindowState.Completed)], []);
+
+        var first = cache.Render(done, Estimate);
+        var later = cache.Render(done, Estimate with { NextAdmission = Estimate.NextAdmission.AddMinutes(10) });
+
+        Assert.Same(first, later);
+    }
+
+    [Fact]
+    public void TheCacheHoldsABoundedNumberOfAnswers()
+    {
+        var cache = new StatusCache();
+
+        for (var i = 0; i < 200; i++)
+        {
+            cache.Render(Waiting(Guid.CreateVersion7(), started: 0), Estimate);
+        }
+
+        Assert.InRange(cache.Count, 1, 64);
+    }
+
+    private static IngestionSnapshot Waiting(Guid id, int started) =>
+        new(id, Priority.Low, T0, 3, Ids, started, 0, started == 0 ? [] : [new WindowSpan(0, started, T0, null, WindowState.Running)], [], IdsAhead: 7);
+
+    private static byte[] Rendered(IngestionSnapshot snapshot, WaitEstimate estimate)
+    {
+        var writer = new ArrayBufferWriter<byte>();
+        StatusJson.Write(writer, snapshot, estimate);
+        return writer.WrittenSpan.ToArray();
+    }
+
+    private sealed class ByteArrays : IEqualityComparer<byte[]>
+    {
+        public static readonly ByteArrays Instance = new();
+
+        public bool Equals(byte[]? x, byte[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(byte[] obj) => obj.Length;
+    }
+}
