@@ -657,30 +657,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         command.Parameters.AddWithValue(afterPosition);
         command.Parameters.AddWithValue(limit);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var known = false;
-        var results = new List<IdResult>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            if (reader.GetInt32(0) < 0)
-            {
-                known = true;
-                continue;
-            }
-
-            results.Add(new IdResult(
-                reader.GetInt32(0),
-                reader.GetInt32(1),
-                (FetchState)reader.GetInt16(2),
-                reader.IsDBNull(3) ? null : reader.GetInt32(3),
-                reader.IsDBNull(4) ? null : reader.GetString(4),
-                reader.GetBoolean(5),
-                reader.GetInt32(6),
-                reader.IsDBNull(7) ? null : reader.GetString(7),
-                reader.GetFieldValue<DateTimeOffset>(8),
-                reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9)));
-        }
-
-        return known ? results : null;
+        return await IdResultRows.ReadAsync(reader, static (row, ordinal) => row.GetFieldValue<DateTimeOffset>(ordinal), cancellationToken);
     }
 
     public async Task ProbeAsync(CancellationToken cancellationToken)

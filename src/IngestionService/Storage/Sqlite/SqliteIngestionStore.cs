@@ -900,30 +900,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         command.Parameters[1].Value = afterPosition;
         command.Parameters[2].Value = limit;
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var known = false;
-        var results = new List<IdResult>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            if (reader.GetInt32(0) < 0)
-            {
-                known = true;
-                continue;
-            }
-
-            results.Add(new IdResult(
-                reader.GetInt32(0),
-                reader.GetInt32(1),
-                (FetchState)reader.GetInt32(2),
-                reader.IsDBNull(3) ? null : reader.GetInt32(3),
-                reader.IsDBNull(4) ? null : reader.GetString(4),
-                reader.GetBoolean(5),
-                reader.GetInt32(6),
-                reader.IsDBNull(7) ? null : reader.GetString(7),
-                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(8)),
-                reader.IsDBNull(9) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(9))));
-        }
-
-        return known ? results : null;
+        return await IdResultRows.ReadAsync(reader, static (row, ordinal) => DateTimeOffset.FromUnixTimeMilliseconds(row.GetInt64(ordinal)), cancellationToken);
     }
 
     public async Task ProbeAsync(CancellationToken cancellationToken)
