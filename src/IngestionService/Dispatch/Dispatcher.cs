@@ -43,6 +43,7 @@ public sealed partial class Dispatcher(
     private volatile Task? _parkedOn;
     private Task? _wakeUp;
     private ITimer? _dueTimer;
+    private ClaimedWindow? _handBack;
 
     /// <summary>
     /// What the loop is waiting on right now (a timer, the fetches, or the wake-up signal), or null while
@@ -95,6 +96,15 @@ public sealed partial class Dispatcher(
     /// </summary>
     internal async Task<ClaimedWindow?> DispatchOnceAsync(CancellationToken cancellationToken)
     {
+        if (_handBack is not null)
+        {
+            await HandBackAsync();
+            if (_handBack is not null)
+            {
+                throw new InvalidOperationException($"Window {_handBack.Seq} still cannot be handed back to the queue.");
+            }
+        }
+
         // This process's own windows are spaced on its own clock from the moment their calls left, which
         // is a little after the claim's commit; the store's limiter then decides for every process.
         // A loop, because timers may fire a little early (they count whole milliseconds on their own
@@ -167,7 +177,20 @@ public sealed partial class Dispatcher(
         }
 
         var outcome = Decide(window, fetches);
-        await store.CompleteWindowAsync(window, outcome, CancellationToken.None);
+        try
+        {
+            await store.CompleteWindowAsync(window, outcome, CancellationToken.None);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // The answers cannot be stored (the database is failing): the window must not stay running, or it
+            // would block every later claim. Its ids go back to the queue, now or at the next attempt.
+            LogCompleteFailed(logger, exception, window.Seq);
+            _handBack = window;
+            await HandBackAsync();
+            throw;
+        }
+
         if (outcome.Pause is { } pause)
         {
             // The upstream said its quota is gone: no window until it said to come back, here as in the store.
@@ -199,7 +222,8 @@ public sealed partial class Dispatcher(
             }
             else
             {
-                var exception = fetches[i].Exception!.GetBaseException();
+                // Faulted, or cancelled by something other than this service's stop (which abandons the window).
+                var exception = fetches[i].Exception?.GetBaseException() ?? new TaskCanceledException(fetches[i]);
                 LogFetchThrew(logger, exception, item.Id, window.Seq);
                 answer = new UpstreamAnswer(UpstreamVerdict.Retryable, null, null, Error: $"{exception.GetType().Name}: {exception.Message}");
             }
@@ -217,6 +241,21 @@ public sealed partial class Dispatcher(
         }
 
         return new WindowOutcome(outcomes, CeilingToMillisecond(clock.GetUtcNow()), pause);
+    }
+
+    /// <summary>Hands back the window whose answers could not be stored; keeps it to try again if that fails too.</summary>
+    private async Task HandBackAsync()
+    {
+        try
+        {
+            await store.AbandonWindowAsync(_handBack!, CancellationToken.None);
+            metrics?.IdsRequeued(_handBack!.Items.Count);
+            _handBack = null;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            LogHandBackFailed(logger, exception, _handBack!.Seq);
+        }
     }
 
     /// <summary>Parks until work is committed in this process, or, on a shared store, until the next poll.</summary>
@@ -321,6 +360,12 @@ public sealed partial class Dispatcher(
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Id {Id} in window {WindowSeq}: {State} after attempt {Attempts}: {Error}")]
     private static partial void LogFetchFailed(ILogger logger, int id, long windowSeq, FetchState state, string? error, int attempts);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Error, Message = "The answers of window {WindowSeq} could not be stored; its ids go back to the queue")]
+    private static partial void LogCompleteFailed(ILogger logger, Exception exception, long windowSeq);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "Window {WindowSeq} could not be handed back to the queue; trying again")]
+    private static partial void LogHandBackFailed(ILogger logger, Exception exception, long windowSeq);
 
     [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "The upstream throttled window {WindowSeq}: no window starts before {PausedUntil:O}")]
     private static partial void LogUpstreamPaused(ILogger logger, long windowSeq, DateTimeOffset pausedUntil);

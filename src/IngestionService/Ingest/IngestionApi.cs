@@ -122,24 +122,24 @@ public static class IngestionApi
                 });
         }
 
-        if (backpressure.Enabled)
+        EnqueueResult? earlier = null;
+        if (backpressure.Enabled
+            && await backpressure.CheckAsync(parsed.Ids.Length, cancellationToken) is { Accepted: false } verdict
+            && (idempotencyKey is null || (earlier = await submitter.FindEarlierAsync(parsed.Priority, parsed.Ids, idempotencyKey, cancellationToken)) is null))
         {
-            var verdict = await backpressure.CheckAsync(parsed.Ids.Length, cancellationToken);
+            // A replay of a stored request is answered as such below, whatever the backlog: it adds nothing.
             if (verdict.NeverFits)
             {
                 return Problem(StatusCodes.Status413PayloadTooLarge, "Request would exceed the backlog limit",
                     $"{parsed.Ids.Length} ids alone take {verdict.Drain} to fetch at the rate limit, more than Ingestion:MaxBacklog ({options.Value.MaxBacklog}). Split the request.");
             }
 
-            if (!verdict.Accepted)
-            {
-                request.HttpContext.Response.Headers.RetryAfter = ((long)verdict.RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                return Problem(StatusCodes.Status429TooManyRequests, "Backlog full",
-                    $"The queue would take {verdict.Drain} to drain with these ids, more than Ingestion:MaxBacklog ({options.Value.MaxBacklog}). Try again in {(long)verdict.RetryAfter.TotalSeconds} s; nothing was stored.");
-            }
+            request.HttpContext.Response.Headers.RetryAfter = ((long)verdict.RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Problem(StatusCodes.Status429TooManyRequests, "Backlog full",
+                $"The queue would take {verdict.Drain} to drain with these ids, more than Ingestion:MaxBacklog ({options.Value.MaxBacklog}). Try again in {(long)verdict.RetryAfter.TotalSeconds} s; nothing was stored.");
         }
 
-        var result = await submitter.SubmitAsync(parsed.Priority, parsed.Ids, idempotencyKey, cancellationToken);
+        var result = earlier ?? await submitter.SubmitAsync(parsed.Priority, parsed.Ids, idempotencyKey, cancellationToken);
         switch (result.Outcome)
         {
             case EnqueueOutcome.KeyConflict:

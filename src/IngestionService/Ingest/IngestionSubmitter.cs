@@ -32,6 +32,13 @@ public sealed class IngestionSubmitter(IIngestionStore store, DispatchSignal sig
     }
 
     /// <summary>
+    /// What an earlier request with this idempotency key came to, if its key is still kept: answered before
+    /// backpressure refuses anything, so a replay gets its ingestion however full the queue is now.
+    /// </summary>
+    public Task<EnqueueResult?> FindEarlierAsync(Priority priority, int[] ids, string idempotencyKey, CancellationToken cancellationToken) =>
+        store.FindIdempotencyKeyAsync(idempotencyKey, RequestHash(priority, ids), clock.GetUtcNow(), cancellationToken);
+
+    /// <summary>
     /// What "the same request" means for an idempotency key: the same priority and the same ids in the same
     /// order, however the JSON was spaced or its fields ordered.
     /// </summary>

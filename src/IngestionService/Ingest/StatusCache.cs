@@ -10,7 +10,8 @@ namespace IngestionService.Ingest;
 /// more often; rendering a thousand batches costs several times more than reading them. An entry is used
 /// only when every input of the answer is equal to the one it was rendered from (the counters, the window
 /// spans, the requeued and failed positions, the pause, and, while ids wait, the ids ahead and the
-/// estimate), so a cached answer is always exactly what rendering would give. Bounded by entry count.
+/// estimate), so a cached answer is always exactly what rendering would give. Bounded by entry count and
+/// by the bytes of the answers (and of the ids the entries keep to compare with).
 /// </summary>
 public sealed class StatusCache
 {
@@ -18,10 +19,15 @@ public sealed class StatusCache
     public const int MinimumBytes = 32 * 1024;
 
     private const int MaxEntries = 64;
+    private const long MaxBytes = 32L * 1024 * 1024;
 
     private readonly ConcurrentDictionary<Guid, Entry> _entries = new();
+    private long _bytes;
 
     public int Count => _entries.Count;
+
+    /// <summary>What the entries hold: their answers and the ids of their snapshots.</summary>
+    public long Bytes => Interlocked.Read(ref _bytes);
 
     /// <summary>The answer for this snapshot and estimate, rendered now or earlier.</summary>
     public byte[] Render(IngestionSnapshot snapshot, WaitEstimate? estimate)
@@ -35,22 +41,44 @@ public sealed class StatusCache
         var writer = new ArrayBufferWriter<byte>(StatusJson.EstimateSize(snapshot));
         StatusJson.Write(writer, snapshot, estimate);
         var body = writer.WrittenSpan.ToArray();
-        if (_entries.Count >= MaxEntries && !_entries.ContainsKey(snapshot.Id))
+        var fresh = new Entry(snapshot, estimate, body);
+        if (fresh.Bytes > MaxBytes / 4)
         {
-            // Any entry will do: the ones polled often come straight back.
-            foreach (var key in _entries.Keys)
-            {
-                _entries.TryRemove(key, out _);
-                break;
-            }
+            return body; // a giant answer would push out everything else
         }
 
-        _entries[snapshot.Id] = new Entry(snapshot, estimate, body);
+        Remove(snapshot.Id);
+        foreach (var key in _entries.Keys)
+        {
+            // Any entry will do: the ones polled often come straight back.
+            if (_entries.Count < MaxEntries && Bytes + fresh.Bytes <= MaxBytes)
+            {
+                break;
+            }
+
+            Remove(key);
+        }
+
+        if (_entries.TryAdd(snapshot.Id, fresh))
+        {
+            Interlocked.Add(ref _bytes, fresh.Bytes);
+        }
+
         return body;
+    }
+
+    private void Remove(Guid id)
+    {
+        if (_entries.TryRemove(id, out var removed))
+        {
+            Interlocked.Add(ref _bytes, -removed.Bytes);
+        }
     }
 
     private sealed record Entry(IngestionSnapshot Snapshot, WaitEstimate? Estimate, byte[] Body)
     {
+        public long Bytes => Body.Length + (Snapshot.Ids.Length * 4L);
+
         /// <summary>
         /// Whether an answer for <paramref name="snapshot"/> would be this one. The ids, priority, created time
         /// and batch size of an ingestion never change; the ids ahead and the estimate show only while ids wait.

@@ -24,6 +24,12 @@ public interface IIngestionStore
     Task<EnqueueResult> EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken);
 
     /// <summary>
+    /// The ingestion a live idempotency key stands for, and the hash of the request it came with; null when
+    /// the key is unknown or expired. A shared store judges expiry on its own clock, not <paramref name="now"/>.
+    /// </summary>
+    Task<EnqueueResult?> FindIdempotencyKeyAsync(string key, byte[] requestHash, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
     /// How often a dispatcher must ask <see cref="ClaimWindowAsync"/> again on its own while it has nothing
     /// to do, because other processes add work and finish windows it hears nothing about; null when only
     /// this process writes to the store, so the in-process wake-up signal is all it needs.

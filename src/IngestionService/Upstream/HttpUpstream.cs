@@ -24,22 +24,27 @@ public sealed class HttpUpstream(HttpClient client, IOptions<UpstreamOptions> op
     public async Task<UpstreamAnswer> FetchAsync(int id, CancellationToken cancellationToken)
     {
         var address = new Uri(_address.Replace("{id}", id.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal));
+
+        // The pipeline's timeout ends when the headers arrive; this one also covers the body, so an upstream
+        // that answers and then stalls cannot hold a window (and with it every window after it) forever.
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_timeout);
         try
         {
-            using var response = await client.GetAsync(address, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-            var (body, truncated) = await ReadCappedAsync(response.Content, cancellationToken);
+            using var response = await client.GetAsync(address, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
+            var (body, truncated) = await ReadCappedAsync(response.Content, deadline.Token);
             var status = (int)response.StatusCode;
             return Classify(response, status) switch
             {
                 UpstreamVerdict.Succeeded => new UpstreamAnswer(UpstreamVerdict.Succeeded, status, body, truncated),
-                var verdict => new UpstreamAnswer(verdict, status, body, truncated, $"HTTP {status} {response.ReasonPhrase}".TrimEnd(), RetryAfter(response)),
+                var verdict => new UpstreamAnswer(verdict, status, body, truncated, Describe(response, status), RetryAfter(response)),
             };
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             throw;
         }
-        catch (TimeoutRejectedException)
+        catch (Exception exception) when (exception is TimeoutRejectedException or OperationCanceledException)
         {
             return new UpstreamAnswer(UpstreamVerdict.Retryable, null, null, Error: $"No answer within {_timeout}");
         }
@@ -55,15 +60,26 @@ public sealed class HttpUpstream(HttpClient client, IOptions<UpstreamOptions> op
         }
     }
 
-    /// <summary>429 is a quota, as is a 503 that says when to come back; other 4xx will not change by asking again.</summary>
+    /// <summary>
+    /// 429 is a quota, as is a 503 that says when to come back; other 4xx will not change by asking again.
+    /// Redirects are not followed (a second request would be a call the limiter never admitted, and would
+    /// carry the API key to another host): a 3xx is a permanent failure that names where it pointed.
+    /// </summary>
     private static UpstreamVerdict Classify(HttpResponseMessage response, int status) => status switch
     {
         >= 200 and < 300 => UpstreamVerdict.Succeeded,
+        >= 300 and < 400 => UpstreamVerdict.Permanent,
         429 => UpstreamVerdict.Throttled,
         503 when response.Headers.RetryAfter is not null => UpstreamVerdict.Throttled,
         408 or >= 500 => UpstreamVerdict.Retryable,
         _ => UpstreamVerdict.Permanent,
     };
+
+    private static string Describe(HttpResponseMessage response, int status)
+    {
+        var text = $"HTTP {status} {response.ReasonPhrase}".TrimEnd();
+        return status is >= 300 and < 400 ? $"{text} to {response.Headers.Location?.ToString() ?? "nowhere"} (redirects are not followed)" : text;
+    }
 
     /// <summary>Retry-After as seconds or as an HTTP date; null when absent or unreadable.</summary>
     private TimeSpan? RetryAfter(HttpResponseMessage response) => response.Headers.RetryAfter switch

@@ -28,6 +28,13 @@ public static class UpstreamExtensions
                     client.DefaultRequestHeaders.TryAddWithoutValidation(name, value);
                 }
             })
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+            {
+                // A redirect followed is a second call the limiter never admitted, with the headers sent along.
+                AllowAutoRedirect = false,
+                // The client lives as long as the dispatcher: connections are renewed so DNS changes are seen.
+                PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+            })
             .RedactLoggedHeaders(_ => true) // API keys travel in headers: no header value is ever logged
             .AddResilienceHandler("upstream-timeout", (pipeline, context) =>
             {

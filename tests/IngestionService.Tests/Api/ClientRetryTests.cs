@@ -80,9 +80,10 @@ public sealed class ClientRetryTests
         });
         await app.SubmitAsync("LOW", 1, 2, 3);
         await Eventually.ReturnsAsync(() => app.GetJsonAsync("/queue"), q => q.GetProperty("total_waiting").GetInt64() == 0, TimeSpan.FromSeconds(10), "the first window to take the ids");
-        await app.SubmitAsync("LOW", 4, 5, 6, 7, 8, 9);
+        using var accepted = await PostAsync(app, """{"ids": [4, 5, 6, 7, 8, 9], "priority": "LOW"}""", "nightly-batch");
 
         using var refused = await PostAsync(app, """{"ids": [10], "priority": "HIGH"}""");
+        using var replayed = await PostAsync(app, """{"ids": [4, 5, 6, 7, 8, 9], "priority": "LOW"}""", "nightly-batch");
         var problem = await refused.Content.ReadFromJsonAsync<JsonElement>(Token);
         using var tooLarge = await PostAsync(app, """{"ids": [1,2,3,4,5,6,7,8,9,10], "priority": "HIGH"}""");
 
@@ -91,6 +92,10 @@ public sealed class ClientRetryTests
         Assert.InRange(refused.Headers.RetryAfter!.Delta!.Value, TimeSpan.FromSeconds(3590), TimeSpan.FromSeconds(3600));
         Assert.Contains("Ingestion:MaxBacklog", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
+
+        // A replay adds nothing, so it gets its ingestion however full the queue is.
+        Assert.Equal(HttpStatusCode.Accepted, replayed.StatusCode);
+        Assert.Equal(await IdOf(accepted), await IdOf(replayed));
         Assert.Equal(6, (await app.GetJsonAsync("/queue")).GetProperty("total_waiting").GetInt64());
     }
 

@@ -9,7 +9,8 @@ using Microsoft.Extensions.Logging;
 namespace IngestionService.Tests.Infrastructure;
 
 /// <summary>What the fake upstream answers to one call.</summary>
-public sealed record FakeAnswer(int Status = 200, string? Body = null, string? RetryAfter = null, TimeSpan Delay = default)
+/// <remarks><see cref="BodyDelay"/> sends the headers and the body's first byte, then stalls that long before the rest.</remarks>
+public sealed record FakeAnswer(int Status = 200, string? Body = null, string? RetryAfter = null, TimeSpan Delay = default, string? Location = null, TimeSpan BodyDelay = default)
 {
     public static FakeAnswer Ok => new();
 
@@ -63,8 +64,29 @@ public sealed class FakeUpstreamServer : IAsyncDisposable
                 context.Response.Headers.RetryAfter = answer.RetryAfter;
             }
 
+            if (answer.Location is not null)
+            {
+                context.Response.Headers.Location = answer.Location;
+            }
+
             context.Response.ContentType = "application/json";
-            await context.Response.WriteAsync(answer.Body ?? string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"upstream"}"""), context.RequestAborted);
+            var body = answer.Body ?? string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"upstream"}""");
+            try
+            {
+                if (answer.BodyDelay > TimeSpan.Zero)
+                {
+                    await context.Response.WriteAsync(body[..1], context.RequestAborted);
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                    await Task.Delay(answer.BodyDelay, context.RequestAborted);
+                    body = body[1..];
+                }
+
+                await context.Response.WriteAsync(body, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                // The client gave up on the answer.
+            }
         });
         await app.StartAsync();
         server.BaseAddress = new Uri(app.Urls.Single());

@@ -66,6 +66,22 @@ public sealed class StatusCacheTests
         }
 
         Assert.InRange(cache.Count, 1, 64);
+        Assert.InRange(cache.Bytes, 1, 32L * 1024 * 1024);
+    }
+
+    [Fact]
+    public void LargeAnswersAreBoundedByBytes()
+    {
+        var cache = new StatusCache();
+        int[] ids = [.. Enumerable.Range(1, 100_000)];
+
+        for (var i = 0; i < 8; i++)
+        {
+            cache.Render(new IngestionSnapshot(Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 0, 0, [], []), Estimate);
+        }
+
+        Assert.InRange(cache.Bytes, 1, 32L * 1024 * 1024);
+        Assert.InRange(cache.Count, 1, 7);
     }
 
     private static IngestionSnapshot Waiting(Guid id, int started) =>

@@ -31,6 +31,8 @@ public sealed class HttpUpstreamTests : IAsyncLifetime
         9 => FakeAnswer.Fail(408),
         10 => new FakeAnswer(Delay: TimeSpan.FromSeconds(30)),
         11 => FakeAnswer.Fail(429),
+        13 => new FakeAnswer(302, Location: "/items/1"),
+        14 => new FakeAnswer(BodyDelay: TimeSpan.FromSeconds(30)),
         _ => FakeAnswer.Fail(400),
     });
 
@@ -101,6 +103,29 @@ public sealed class HttpUpstreamTests : IAsyncLifetime
 
         Assert.Equal((UpstreamVerdict.Retryable, (int?)null), (answer.Verdict, answer.HttpStatus));
         Assert.Contains("No answer within 00:00:00.3", answer.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ABodyThatStallsCountsAgainstTheTimeoutToo()
+    {
+        await using var client = Client(_server.BaseAddress, new() { ["Upstream:Timeout"] = "00:00:00.500" });
+
+        var answer = await client.Upstream.FetchAsync(14, TestContext.Current.CancellationToken);
+
+        Assert.Equal(UpstreamVerdict.Retryable, answer.Verdict);
+        Assert.Contains("No answer within", answer.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ARedirectIsNotFollowedItIsAPermanentFailure()
+    {
+        await using var client = Client(_server.BaseAddress);
+
+        var answer = await client.Upstream.FetchAsync(13, TestContext.Current.CancellationToken);
+
+        Assert.Equal((UpstreamVerdict.Permanent, 302), (answer.Verdict, answer.HttpStatus));
+        Assert.Contains("redirects are not followed", answer.Error, StringComparison.Ordinal);
+        Assert.Equal([13], _server.Calls.Select(call => call.Id));
     }
 
     [Fact]

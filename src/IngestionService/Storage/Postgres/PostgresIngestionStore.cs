@@ -103,8 +103,7 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
                 existing.Parameters.AddWithValue(key.Key);
                 await using var reader = await existing.ExecuteReaderAsync(cancellationToken);
                 await reader.ReadAsync(cancellationToken);
-                var sameRequest = reader.GetFieldValue<byte[]>(0).AsSpan().SequenceEqual(key.RequestHash);
-                return new EnqueueResult(reader.GetGuid(1), sameRequest ? EnqueueOutcome.Replayed : EnqueueOutcome.KeyConflict);
+                return Earlier(reader, key.RequestHash);
             }
         }
 
@@ -124,6 +123,17 @@ public sealed partial class PostgresIngestionStore : IIngestionStore, IAsyncDisp
         await transaction.CommitAsync(cancellationToken);
         return new EnqueueResult(ingestion.Id, EnqueueOutcome.Created);
     }
+
+    public async Task<EnqueueResult?> FindIdempotencyKeyAsync(string key, byte[] requestHash, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("SELECT request_hash, ingestion_id FROM idempotency_keys WHERE key = $1 AND expires_at > clock_timestamp()");
+        command.Parameters.AddWithValue(key);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Earlier(reader, requestHash) : null;
+    }
+
+    private static EnqueueResult Earlier(NpgsqlDataReader reader, byte[] requestHash) =>
+        new(reader.GetGuid(1), reader.GetFieldValue<byte[]>(0).AsSpan().SequenceEqual(requestHash) ? EnqueueOutcome.Replayed : EnqueueOutcome.KeyConflict);
 
     private static void AddIngestionParameters(NpgsqlCommand command, NewIngestion ingestion)
     {

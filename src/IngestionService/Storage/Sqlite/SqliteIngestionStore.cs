@@ -271,6 +271,19 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         return results;
     }
 
+    public async Task<EnqueueResult?> FindIdempotencyKeyAsync(string key, byte[] requestHash, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        using var session = await RentReaderAsync(cancellationToken);
+        var command = session.Command("SELECT request_hash, ingestion_id FROM idempotency_keys WHERE key = $key AND expires_at > $now", "$key", "$now");
+        command.Parameters[0].Value = key;
+        command.Parameters[1].Value = now.ToUnixTimeMilliseconds();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Earlier(reader, requestHash) : null;
+    }
+
+    private static EnqueueResult Earlier(SqliteDataReader reader, byte[] requestHash) =>
+        new(ReadGuid(reader, 1), ((byte[])reader.GetValue(0)).AsSpan().SequenceEqual(requestHash) ? EnqueueOutcome.Replayed : EnqueueOutcome.KeyConflict);
+
     /// <summary>
     /// Stores the key for this ingestion unless a live one exists: then it answers that key's ingestion
     /// (same request) or a conflict (another request). An expired key is forgotten and taken anew, and a
@@ -288,8 +301,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             await using var reader = await find.ExecuteReaderAsync();
             if (await reader.ReadAsync())
             {
-                var sameRequest = ((byte[])reader.GetValue(0)).AsSpan().SequenceEqual(key.RequestHash);
-                return new EnqueueResult(ReadGuid(reader, 1), sameRequest ? EnqueueOutcome.Replayed : EnqueueOutcome.KeyConflict);
+                return Earlier(reader, key.RequestHash);
             }
         }
 
