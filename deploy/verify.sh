@@ -271,7 +271,8 @@ check "'dotnet --list-sdks' lists an SDK in $sdk_image (the check above can fail
 
 # /data must be the service's to write: a new named volume takes the owner of the image's folder.
 case "$user" in
-  ''|*[!0-9]*) user_uid=$(awk -F: -v u="${user%%:*}" '$1 == u { print $3 }' "$mnt/etc/passwd") ;;
+  '')          user_uid=0 ;;   # no USER: root
+  *[!0-9]*)    user_uid=$(awk -F: -v u="${user%%:*}" '$1 == u { print $3 }' "$mnt/etc/passwd") ;;
   *)           user_uid=${user%%:*} ;;
 esac
 data_owner=$(stat -c %u "$mnt/data" 2>/dev/null || echo missing)
