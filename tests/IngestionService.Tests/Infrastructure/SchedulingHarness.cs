@@ -51,7 +51,8 @@ public sealed class SchedulingHarness : IAsyncDisposable
         int batchSize = 3,
         DateTimeOffset? now = null,
         Func<int, int, UpstreamAnswer?>? script = null,
-        UpstreamOptions? upstreamOptions = null)
+        UpstreamOptions? upstreamOptions = null,
+        Func<IIngestionStore, IIngestionStore>? dispatcherStore = null)
     {
         var clock = new FakeTimeProvider(now ?? T0);
         var ingestion = Options.Create(new IngestionOptions { BatchSize = batchSize, Window = window ?? TimeSpan.FromSeconds(5), ShutdownTimeout = TimeSpan.Zero });
@@ -61,7 +62,7 @@ public sealed class SchedulingHarness : IAsyncDisposable
         var upstream = new CountingUpstream(clock, fetchDelay ?? TimeSpan.FromSeconds(1), script);
         // No jitter on the fake clock: every retry comes due at the top of its range, so tests know when.
         var retryPolicy = new RetryPolicy(Options.Create(upstreamOptions ?? new UpstreamOptions()), () => 1.0);
-        var dispatcher = new Dispatcher(store, upstream, retryPolicy, signal, clock, ingestion, Options.Create(upstreamOptions ?? new UpstreamOptions()), NullLogger<Dispatcher>.Instance);
+        var dispatcher = new Dispatcher(dispatcherStore?.Invoke(store) ?? store, upstream, retryPolicy, signal, clock, ingestion, Options.Create(upstreamOptions ?? new UpstreamOptions()), NullLogger<Dispatcher>.Instance);
         var harness = new SchedulingHarness(clock, store, dispatcher, new IngestionSubmitter(store, signal, clock, ingestion), upstream);
         await dispatcher.StartAsync(CancellationToken.None);
         await harness.QuiescentAsync();

@@ -173,6 +173,22 @@ public sealed class UpstreamFailureTests : IDisposable
     }
 
     [Fact]
+    public async Task AWindowWhoseAnswersCannotBeStoredIsHandedBackAndFetchedAgain()
+    {
+        // The database fails once as the first window's answers are stored: the window must not stay
+        // running (it would block every later claim); its ids go back to the queue and the next window has them.
+        await using var harness = await SchedulingHarness.StartAsync(_database, dispatcherStore: store => new FailingStore(store, completionFailures: 1));
+
+        var ingestion = await harness.SubmitAsync(Priority.High, 1, 2, 3);
+        await harness.AdvanceToAsync(10 * Second);
+
+        var windows = await harness.WindowsAsync();
+        Assert.Equal([(WindowState.Abandoned, new[] { 1, 2, 3 }), (WindowState.Completed, new[] { 1, 2, 3 })], windows.Select(w => (w.State, Ids(w))), new WindowComparer());
+        Assert.Equal(5 * Second, windows[1].StartedAt - SchedulingHarness.T0);
+        Assert.Equal(ProgressStatus.Completed, (await harness.StatusAsync(ingestion)).Status);
+    }
+
+    [Fact]
     public void BackoffDoublesPerFailureWithinItsCapAndJitterKeepsItInTheUpperHalf()
     {
         var options = Microsoft.Extensions.Options.Options.Create(new UpstreamOptions { RetryBaseDelay = 2 * Second, RetryMaxDelay = 20 * Second });
@@ -208,4 +224,11 @@ public sealed class UpstreamFailureTests : IDisposable
         (await harness.Store.GetResultsAsync(ingestion, -1, 1000, CancellationToken.None))!;
 
     private static int[] Ids(WindowRecord window) => [.. window.Items.SelectMany(item => item.Ids)];
+
+    private sealed class WindowComparer : IEqualityComparer<(WindowState State, int[] Ids)>
+    {
+        public bool Equals((WindowState State, int[] Ids) x, (WindowState State, int[] Ids) y) => x.State == y.State && x.Ids.SequenceEqual(y.Ids);
+
+        public int GetHashCode((WindowState State, int[] Ids) obj) => (int)obj.State;
+    }
 }
