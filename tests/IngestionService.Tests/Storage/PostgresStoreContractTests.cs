@@ -76,10 +76,11 @@ public sealed class PostgresStoreContractTests : StoreContractTests
         var lost = await ClaimEventuallyAsync(dead, TinyWindow);
         dead.StopRenewingLeases();
 
-        var whileLeased = await ClaimAsync(survivor, TinyWindow);
-        var retried = await ClaimEventuallyAsync(survivor, TinyWindow);
+        // On a slow machine the lease may already have run out at the first look, and the survivor then
+        // takes the window back at once; either way it must not before the lease has run out.
+        var firstLook = await ClaimAsync(survivor, TinyWindow);
+        var retried = firstLook.Window ?? await ClaimEventuallyAsync(survivor, TinyWindow);
 
-        Assert.Null(whileLeased.Window);
         Assert.Equal([1, 2, 3], Ids(retried));
         Assert.True(retried.StartedAt - lost.StartedAt >= ShortLease, $"taken back {retried.StartedAt - lost.StartedAt} after it started, before its lease of {ShortLease} ran out");
         var log = await survivor.GetRecentWindowsAsync(10, Token);
