@@ -205,7 +205,12 @@ public static class IngestionApi
         IOptions<IngestionOptions> options,
         CancellationToken cancellationToken)
     {
-        var snapshot = Guid.TryParse(ingestionId, out var id) ? await store.GetIngestionAsync(id, cancellationToken) : null;
+        if (Guid.TryParse(ingestionId, out var id) && cache.Final(id) is { } final)
+        {
+            return new StatusJsonResult(final);
+        }
+
+        var snapshot = Guid.TryParse(ingestionId, out id) ? await store.GetIngestionAsync(id, cancellationToken) : null;
         if (snapshot is null)
         {
             return Problem(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.");

@@ -10,15 +10,17 @@ namespace IngestionService.Ingest;
 /// more often; rendering a thousand batches costs several times more than reading them. An entry is used
 /// only when every input of the answer is equal to the one it was rendered from (the counters, the window
 /// spans, the requeued and failed positions, the pause, and, while ids wait, the ids ahead and the
-/// estimate), so a cached answer is always exactly what rendering would give. Bounded by entry count and
-/// by the bytes of the answers (and of the ids the entries keep to compare with).
+/// estimate), so a cached answer is always exactly what rendering would give. The answer of a completed
+/// ingestion never changes again (every window that took its ids is over, nothing waits, and neither
+/// the estimate nor the pause is shown), so it is served without reading the store at all. Bounded by
+/// entry count and by the bytes of the answers (and of the ids the entries keep to compare with).
 /// </summary>
 public sealed class StatusCache
 {
     /// <summary>Smaller answers render in a few microseconds: not worth the memory.</summary>
     public const int MinimumBytes = 32 * 1024;
 
-    private const int MaxEntries = 64;
+    private const int MaxEntries = 1024;
     private const long MaxBytes = 32L * 1024 * 1024;
 
     private readonly ConcurrentDictionary<Guid, Entry> _entries = new();
@@ -28,6 +30,19 @@ public sealed class StatusCache
 
     /// <summary>What the entries hold: their answers and the ids of their snapshots.</summary>
     public long Bytes => Interlocked.Read(ref _bytes);
+
+    /// <summary>Whether a snapshot's answer can never change again: every id has a final result and no window runs.</summary>
+    public static bool IsFinal(IngestionSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        return snapshot.Completed == snapshot.Ids.Length
+            && snapshot.Requeued.Count == 0
+            && snapshot.Spans.All(span => span.State != WindowState.Running);
+    }
+
+    /// <summary>The answer of a completed ingestion, if it was rendered before.</summary>
+    public byte[]? Final(Guid ingestionId) =>
+        _entries.TryGetValue(ingestionId, out var entry) && entry.IsFinal ? entry.Body : null;
 
     /// <summary>The answer for this snapshot and estimate, rendered now or earlier.</summary>
     public byte[] Render(IngestionSnapshot snapshot, WaitEstimate? estimate)
@@ -78,6 +93,8 @@ public sealed class StatusCache
     private sealed record Entry(IngestionSnapshot Snapshot, WaitEstimate? Estimate, byte[] Body)
     {
         public long Bytes => Body.Length + (Snapshot.Ids.Length * 4L);
+
+        public bool IsFinal { get; } = IsFinal(Snapshot);
 
         /// <summary>
         /// Whether an answer for <paramref name="snapshot"/> would be this one. The ids, priority, created time

@@ -55,7 +55,7 @@ public static class StatusJson
             Append(span, ref n, "null"u8);
         }
 
-        if (snapshot.PausedUntil is { } pausedUntil)
+        if (progress.PausedUntil is { } pausedUntil)
         {
             Append(span, ref n, ",\"upstream_paused_until\":"u8);
             AppendTime(span, ref n, pausedUntil.UtcDateTime);
@@ -195,10 +195,27 @@ public static class StatusJson
 /// The 200 answer of <c>GET /status/{id}</c>, written by <see cref="StatusJson"/>. It declares
 /// <see cref="IngestionStatus"/> as its response type, so OpenAPI describes the real shape.
 /// </summary>
-public sealed class StatusJsonResult(IngestionSnapshot snapshot, WaitEstimate? estimate = null, StatusCache? cache = null) : IResult, IEndpointMetadataProvider, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<IngestionStatus>
+public sealed class StatusJsonResult : IResult, IEndpointMetadataProvider, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<IngestionStatus>
 {
+    private readonly IngestionSnapshot? _snapshot;
+    private readonly WaitEstimate? _estimate;
+    private readonly StatusCache? _cache;
+    private readonly byte[]? _rendered;
+
+    public StatusJsonResult(IngestionSnapshot snapshot, WaitEstimate? estimate = null, StatusCache? cache = null)
+    {
+        _snapshot = snapshot;
+        _estimate = estimate;
+        _cache = cache;
+    }
+
+    /// <summary>An answer rendered before (a completed ingestion's, which never changes again).</summary>
+    public StatusJsonResult(byte[] rendered) => _rendered = rendered;
+
     /// <summary>The answer as a record (built on demand: the response itself is written without it).</summary>
-    public IngestionStatus Value => StatusReport.Build(snapshot, estimate);
+    public IngestionStatus Value => _snapshot is not null
+        ? StatusReport.Build(_snapshot, _estimate)
+        : System.Text.Json.JsonSerializer.Deserialize(_rendered, Hosting.IngestionJsonContext.Default.IngestionStatus)!;
 
     object? IValueHttpResult.Value => Value;
 
@@ -214,11 +231,21 @@ public sealed class StatusJsonResult(IngestionSnapshot snapshot, WaitEstimate? e
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = "application/json; charset=utf-8";
 
-        var size = StatusJson.EstimateSize(snapshot);
-        if (cache is not null && size > StatusCache.MinimumBytes)
+        if (_rendered is not null)
         {
-            // Large answers are rendered once per change and reused while clients poll.
-            var rendered = cache.Render(snapshot, estimate);
+            response.ContentLength = _rendered.Length;
+            await response.Body.WriteAsync(_rendered, httpContext.RequestAborted);
+            return;
+        }
+
+        var snapshot = _snapshot!;
+        var estimate = _estimate;
+        var size = StatusJson.EstimateSize(snapshot);
+        if (_cache is not null && (size > StatusCache.MinimumBytes || StatusCache.IsFinal(snapshot)))
+        {
+            // Large answers are rendered once per change and reused while clients poll; a completed
+            // ingestion's answer once and for all.
+            var rendered = _cache.Render(snapshot, estimate);
             response.ContentLength = rendered.Length;
             await response.Body.WriteAsync(rendered, httpContext.RequestAborted);
             return;

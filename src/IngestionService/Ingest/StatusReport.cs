@@ -92,7 +92,7 @@ public static class StatusReport
 
         return new IngestionStatus(
             snapshot.Id, progress.Overall, snapshot.Priority, snapshot.CreatedAt.UtcDateTime, ids.Length, snapshot.Started, snapshot.Completed,
-            snapshot.Failed.Count, progress.IdsAhead, snapshot.PausedUntil?.UtcDateTime, batches);
+            snapshot.Failed.Count, progress.IdsAhead, progress.PausedUntil?.UtcDateTime, batches);
     }
 
     /// <summary>Each batch's status and times, and the overall status, without building a record per batch.</summary>
@@ -177,6 +177,9 @@ public sealed class BatchProgress
     public int Count { get; }
 
     public ProgressStatus Overall { get; internal set; }
+
+    /// <summary>The upstream's pause, while it holds back work of this ingestion: null once the ingestion has completed.</summary>
+    public DateTimeOffset? PausedUntil => Overall == ProgressStatus.Completed ? null : _snapshot.PausedUntil;
 
     /// <summary>Ids waiting ahead of the first unstarted id; null once every id has started.</summary>
     public long? IdsAhead => _snapshot.Started < _snapshot.Ids.Length ? _snapshot.IdsAhead : null;

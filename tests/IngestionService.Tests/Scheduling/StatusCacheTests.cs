@@ -47,7 +47,7 @@ public sealed class StatusCacheTests
     {
         var cache = new StatusCache();
         var id = Guid.CreateVersion7();
-        var done = new IngestionSnapshot(id, Priority.Low, T0, 3, Ids, Ids.Length, Ids.Length, [new WindowSpan(0, Ids.Length, T0, T0.AddSeconds(1), WindowState.Completed)], []);
+        var done = Completed(id, Ids);
 
         var first = cache.Render(done, Estimate);
         var later = cache.Render(done, Estimate with { NextAdmission = Estimate.NextAdmission.AddMinutes(10) });
@@ -56,17 +56,36 @@ public sealed class StatusCacheTests
     }
 
     [Fact]
+    public void ACompletedIngestionsAnswerIsKeptForGoodAndServedWithoutItsSnapshot()
+    {
+        var cache = new StatusCache();
+        var done = Completed(Guid.CreateVersion7(), Ids) with { PausedUntil = T0.AddMinutes(5) };
+        var running = Waiting(Guid.CreateVersion7(), started: 3);
+
+        var rendered = cache.Render(done, Estimate);
+        cache.Render(running, Estimate);
+
+        Assert.True(StatusCache.IsFinal(done));
+        Assert.False(StatusCache.IsFinal(running));
+        Assert.Same(rendered, cache.Final(done.Id));
+        Assert.Null(cache.Final(running.Id));
+        Assert.Null(cache.Final(Guid.CreateVersion7()));
+        // The pause holds back work still to do; a completed ingestion has none, so its answer does not show it.
+        Assert.Null(StatusReport.Build(done, Estimate).UpstreamPausedUntil);
+        Assert.Equal(Rendered(done, Estimate), rendered);
+    }
+
+    [Fact]
     public void TheCacheHoldsABoundedNumberOfAnswers()
     {
         var cache = new StatusCache();
 
-        for (var i = 0; i < 200; i++)
+        for (var i = 0; i < 1100; i++)
         {
-            cache.Render(Waiting(Guid.CreateVersion7(), started: 0), Estimate);
+            cache.Render(Completed(Guid.CreateVersion7(), [1, 2, 3, 4, 5]), Estimate);
         }
 
-        Assert.InRange(cache.Count, 1, 64);
-        Assert.InRange(cache.Bytes, 1, 32L * 1024 * 1024);
+        Assert.InRange(cache.Count, 1000, 1024);
     }
 
     [Fact]
@@ -83,6 +102,9 @@ public sealed class StatusCacheTests
         Assert.InRange(cache.Bytes, 1, 32L * 1024 * 1024);
         Assert.InRange(cache.Count, 1, 7);
     }
+
+    private static IngestionSnapshot Completed(Guid id, int[] ids) =>
+        new(id, Priority.Low, T0, 3, ids, ids.Length, ids.Length, [new WindowSpan(0, ids.Length, T0, T0.AddSeconds(1), WindowState.Completed)], []);
 
     private static IngestionSnapshot Waiting(Guid id, int started) =>
         new(id, Priority.Low, T0, 3, Ids, started, 0, started == 0 ? [] : [new WindowSpan(0, started, T0, null, WindowState.Running)], [], IdsAhead: 7);
