@@ -41,7 +41,7 @@ public static class DashboardApi
         var depth = await store.GetQueueDepthAsync(cancellationToken);
         var now = clock.GetUtcNow();
         var next = dispatcher.NextWindowNotBefore > now ? dispatcher.NextWindowNotBefore : now;
-        var window = dispatcher.Spacing;
+        var window = options.Value.Window;
         var batchSize = options.Value.BatchSize;
 
         // HIGH drains first, so MEDIUM's last id waits for every HIGH id too, and LOW's for both.

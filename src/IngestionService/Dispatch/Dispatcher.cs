@@ -54,8 +54,6 @@ public sealed partial class Dispatcher(
     /// <summary>The earliest moment this process may start its next window; the store may still say later.</summary>
     public DateTimeOffset NextWindowNotBefore => _notBefore;
 
-    /// <summary>The least time between two window starts (Ingestion:Window), as estimates count it.</summary>
-    public TimeSpan Spacing => _window;
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {

@@ -20,6 +20,7 @@ public sealed class Backpressure(IIngestionStore store, Dispatcher dispatcher, T
 {
     private readonly TimeSpan? _maxBacklog = options.Value.MaxBacklog;
     private readonly int _batchSize = options.Value.BatchSize;
+    private readonly TimeSpan _window = options.Value.Window;
 
     public bool Enabled => _maxBacklog is not null;
 
@@ -30,7 +31,7 @@ public sealed class Backpressure(IIngestionStore store, Dispatcher dispatcher, T
             return BackpressureVerdict.Accept;
         }
 
-        var alone = WindowsFor(newIds) * dispatcher.Spacing;
+        var alone = WindowsFor(newIds) * _window;
         if (alone > maxBacklog)
         {
             return new BackpressureVerdict(false, TimeSpan.Zero, alone, NeverFits: true);
@@ -39,7 +40,7 @@ public sealed class Backpressure(IIngestionStore store, Dispatcher dispatcher, T
         var waiting = (await store.GetQueueDepthAsync(cancellationToken)).Total;
         var now = clock.GetUtcNow();
         var untilAdmission = dispatcher.NextWindowNotBefore > now ? dispatcher.NextWindowNotBefore - now : TimeSpan.Zero;
-        var drain = untilAdmission + (WindowsFor(waiting + newIds) * dispatcher.Spacing);
+        var drain = untilAdmission + (WindowsFor(waiting + newIds) * _window);
         if (drain <= maxBacklog)
         {
             return BackpressureVerdict.Accept;

@@ -205,12 +205,13 @@ public static class IngestionApi
         IOptions<IngestionOptions> options,
         CancellationToken cancellationToken)
     {
-        if (Guid.TryParse(ingestionId, out var id) && cache.Final(id) is { } final)
+        var known = Guid.TryParse(ingestionId, out var id);
+        if (known && cache.Final(id) is { } final)
         {
             return new StatusJsonResult(final);
         }
 
-        var snapshot = Guid.TryParse(ingestionId, out id) ? await store.GetIngestionAsync(id, cancellationToken) : null;
+        var snapshot = known ? await store.GetIngestionAsync(id, cancellationToken) : null;
         if (snapshot is null)
         {
             return Problem(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.");
@@ -223,7 +224,7 @@ public static class IngestionApi
         }
 
         var next = dispatcher.NextWindowNotBefore > now ? dispatcher.NextWindowNotBefore : now;
-        return new StatusJsonResult(snapshot, new WaitEstimate(next, dispatcher.Spacing, options.Value.BatchSize), cache);
+        return new StatusJsonResult(snapshot, new WaitEstimate(next, options.Value.Window, options.Value.BatchSize), cache);
     }
 
     private static ProblemHttpResult BodyTooLarge(IngestionOptions limits) =>

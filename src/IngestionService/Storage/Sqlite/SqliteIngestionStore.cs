@@ -342,10 +342,8 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 // No window starts during a pause the upstream asked for; only the newest window can hold one,
                 // since none starts after it until the pause is over.
                 limiter.CommandText = """
-                    SELECT (SELECT started_at FROM windows ORDER BY seq DESC LIMIT 1),
-                           EXISTS (SELECT 1 FROM windows WHERE state = 0),
-                           (SELECT paused_until FROM windows ORDER BY seq DESC LIMIT 1),
-                           (SELECT finished_at FROM windows ORDER BY seq DESC LIMIT 1)
+                    SELECT newest.started_at, EXISTS (SELECT 1 FROM windows WHERE state = 0), newest.paused_until, newest.finished_at
+                    FROM (SELECT 1) LEFT JOIN (SELECT started_at, paused_until, finished_at FROM windows ORDER BY seq DESC LIMIT 1) newest
                     """;
                 await using var reader = await limiter.ExecuteReaderAsync(cancellationToken);
                 await reader.ReadAsync(cancellationToken);
