@@ -121,11 +121,17 @@ public abstract partial class StoreContractTests
         await Task.Delay(TimeSpan.FromSeconds(1), Token); // the calls take a second
         await CompleteAsync(store, first);
 
+        var logged = (await store.GetRecentWindowsAsync(1, Token)).Single();
+        var asked = DateTimeOffset.UtcNow;
         var fromStart = await ClaimAsync(store, window);
         var fromFinish = await store.ClaimWindowAsync(DateTimeOffset.UtcNow, 3, new WindowSpacing(window, FromFinish: true), Token);
+        var answered = DateTimeOffset.UtcNow;
 
-        Assert.InRange(fromStart.RetryAfter!.Value, TimeSpan.FromTicks(1), TimeSpan.FromSeconds(1.05));
-        Assert.InRange(fromFinish.RetryAfter!.Value, TimeSpan.FromSeconds(1.9), TimeSpan.FromSeconds(2.01));
+        // Bounded by the clock around the two claims, so a slow machine cannot move the figures out of range.
+        var slack = TimeSpan.FromMilliseconds(2);
+        Assert.InRange(fromStart.RetryAfter!.Value, logged.StartedAt + window - answered - slack, logged.StartedAt + window - asked + slack);
+        Assert.InRange(fromFinish.RetryAfter!.Value, logged.FinishedAt!.Value + window - answered - slack, logged.FinishedAt.Value + window - asked + slack);
+        Assert.True(fromFinish.RetryAfter > fromStart.RetryAfter, "the finish came a second after the start, so its spacing ends later");
     }
 
     [Fact]
