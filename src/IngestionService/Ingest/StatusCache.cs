@@ -90,6 +90,9 @@ public sealed class StatusCache
         }
     }
 
+    /// <summary>Snapshots served from the store's memory share their lists, so most checks end at the reference.</summary>
+    private static bool Same<T>(IReadOnlyList<T> a, IReadOnlyList<T> b) => ReferenceEquals(a, b) || a.SequenceEqual(b);
+
     private sealed record Entry(IngestionSnapshot Snapshot, WaitEstimate? Estimate, byte[] Body)
     {
         public long Bytes => Body.Length + (Snapshot.Ids.Length * 4L);
@@ -107,9 +110,9 @@ public sealed class StatusCache
                 && Snapshot.Completed == snapshot.Completed
                 && Snapshot.PausedUntil == snapshot.PausedUntil
                 && (!waiting || (Snapshot.IdsAhead == snapshot.IdsAhead && Estimate == estimate))
-                && Snapshot.Spans.SequenceEqual(snapshot.Spans)
-                && Snapshot.Requeued.SequenceEqual(snapshot.Requeued)
-                && Snapshot.Failed.SequenceEqual(snapshot.Failed);
+                && Same(Snapshot.Spans, snapshot.Spans)
+                && Same(Snapshot.Requeued, snapshot.Requeued)
+                && Same(Snapshot.Failed, snapshot.Failed);
         }
     }
 }

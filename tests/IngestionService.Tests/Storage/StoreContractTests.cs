@@ -243,6 +243,57 @@ public abstract partial class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EveryKindOfWriteShowsInTheNextStatusRead()
+    {
+        // Each step reads first, so a store that keeps reads in memory (SQLite does) holds the old
+        // answer when the write comes; the read after it must show the write all the same.
+        var store = await OpenAsync();
+        var now = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        var announced = new NewIngestion(Guid.CreateVersion7(now), Priority.Low, now, 3, [1, 2, 3, 4, 5, 6, 7]);
+        Assert.Null(await store.GetIngestionAsync(announced.Id, Token));
+        Assert.Null(await store.GetIngestionAsync(announced.Id, Token));
+
+        await store.EnqueueAsync(announced, Token);
+        var created = await store.GetIngestionAsync(announced.Id, Token);
+        Assert.Equal((0, 0, 0L), (created!.Started, created.Completed, created.IdsAhead));
+
+        await EnqueueAsync(store, Priority.High, 8, 9);
+        Assert.Equal(2, (await store.GetIngestionAsync(announced.Id, Token))!.IdsAhead);
+
+        var first = await ClaimEventuallyAsync(store, TinyWindow);
+        var claimed = await store.GetIngestionAsync(announced.Id, Token);
+        Assert.Equal([8, 9, 1], Ids(first));
+        Assert.Equal((1, 0L), (claimed!.Started, claimed.IdsAhead));
+        Assert.Equal(WindowState.Running, Assert.Single(claimed.Spans).State);
+
+        await CompleteAsync(store, first);
+        var completed = await store.GetIngestionAsync(announced.Id, Token);
+        Assert.Equal((1, 1), (completed!.Started, completed.Completed));
+        Assert.Equal(WindowState.Completed, Assert.Single(completed.Spans).State);
+
+        var second = await ClaimEventuallyAsync(store, TinyWindow);
+        Assert.Equal(4, (await store.GetIngestionAsync(announced.Id, Token))!.Started);
+        await store.AbandonWindowAsync(second, Token);
+        var abandoned = await store.GetIngestionAsync(announced.Id, Token);
+        Assert.Equal([1, 2, 3], abandoned!.Requeued);
+        Assert.Equal(WindowState.Abandoned, abandoned.Spans[^1].State);
+
+        // Positions 1 and 2 fail for good and 3 succeeds; the upstream asks for a pause as well.
+        var third = await ClaimEventuallyAsync(store, TinyWindow);
+        Assert.Empty((await store.GetIngestionAsync(announced.Id, Token))!.Requeued);
+        var failure = new FetchOutcome(FetchState.Failed, 404, null, false, "not found", 1, 0, null);
+        await store.CompleteWindowAsync(
+            third,
+            new WindowOutcome([failure, failure, Succeeded(third.Items[2])], DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5)),
+            Token);
+        var failed = await store.GetIngestionAsync(announced.Id, Token);
+        Assert.Equal((4, 4), (failed!.Started, failed.Completed));
+        Assert.Equal([1, 2], failed.Failed);
+        Assert.NotNull(failed.PausedUntil);
+        Assert.Equal(await store.GetPausedUntilAsync(Token), failed.PausedUntil);
+    }
+
+    [Fact]
     public async Task AnUnknownIngestionIsNull()
     {
         var store = await OpenAsync();

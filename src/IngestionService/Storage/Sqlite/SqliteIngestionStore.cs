@@ -28,6 +28,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     private SqliteConnection? _writer;
     private SqliteCommand? _insertIngestion;
     private readonly QueueCounters _counters = new();
+    private readonly SnapshotMemo _memo = new();
     private long _lastCreatedAt;
     private long _pausedUntil = long.MinValue;
     private volatile bool _disposed;
@@ -212,6 +213,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     private async Task<EnqueueResult[]> CommitIngestionsAsync(List<PendingEnqueue> batch)
     {
         var results = new EnqueueResult[batch.Count];
+        var committing = false;
         await _writeLock.WaitAsync();
         try
         {
@@ -256,6 +258,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 added[priority] += ingestion.Ids.Length;
             }
 
+            committing = true;
             await transaction.CommitAsync();
             _lastCreatedAt = lastCreatedAt;
             for (var priority = 0; priority < added.Length; priority++)
@@ -265,6 +268,11 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
         finally
         {
+            if (committing)
+            {
+                _memo.Created();
+            }
+
             _writeLock.Release();
         }
 
@@ -327,6 +335,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     {
         var window = spacing.Window;
         ArgumentOutOfRangeException.ThrowIfLessThan(maxIds, 1);
+        var committing = false;
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
@@ -491,6 +500,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 }
             }
 
+            committing = true;
             await transaction.CommitAsync(cancellationToken);
             foreach (var candidate in candidates)
             {
@@ -508,6 +518,11 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
         finally
         {
+            if (committing)
+            {
+                _memo.Progressed(); // even if the commit failed: a needless new generation costs one read
+            }
+
             _writeLock.Release();
         }
     }
@@ -553,6 +568,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     public async Task CompleteWindowAsync(ClaimedWindow window, WindowOutcome outcome, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNotEqual(outcome.Fetches.Count, window.Items.Count);
+        var committing = false;
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
@@ -654,6 +670,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 }
             }
 
+            committing = true;
             await transaction.CommitAsync(cancellationToken);
             for (var i = 0; i < window.Items.Count; i++)
             {
@@ -670,12 +687,18 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
         finally
         {
+            if (committing)
+            {
+                _memo.Progressed(); // even if the commit failed: a needless new generation costs one read
+            }
+
             _writeLock.Release();
         }
     }
 
     public async Task AbandonWindowAsync(ClaimedWindow window, CancellationToken cancellationToken)
     {
+        var committing = false;
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
@@ -706,6 +729,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 }
             }
 
+            committing = true;
             await transaction.CommitAsync(cancellationToken);
             foreach (var item in window.Items)
             {
@@ -714,6 +738,11 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
         finally
         {
+            if (committing)
+            {
+                _memo.Progressed(); // even if the commit failed: a needless new generation costs one read
+            }
+
             _writeLock.Release();
         }
     }
@@ -751,6 +780,40 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     }
 
     public async Task<IngestionSnapshot?> GetIngestionAsync(Guid ingestionId, CancellationToken cancellationToken)
+    {
+        // Taken before reading: a commit during the read starts new generations, and this read's answer
+        // goes to the old ones, where it is never served.
+        var known = _memo.Known;
+        var unknown = _memo.Unknown;
+        if (known.TryGet(ingestionId, out var memo))
+        {
+            return Live(memo);
+        }
+
+        if (unknown.TryGet(ingestionId, out _))
+        {
+            return null;
+        }
+
+        var read = await ReadIngestionAsync(ingestionId, cancellationToken);
+        if (read is null)
+        {
+            unknown.Add(ingestionId, true, 64);
+            return null;
+        }
+
+        known.Add(ingestionId, read, read.Bytes);
+        return Live(read);
+    }
+
+    /// <summary>A stored read with what the live counters and the pause say now.</summary>
+    private IngestionSnapshot Live(SnapshotMemo.Read read) => read.Snapshot with
+    {
+        IdsAhead = read.IdsBefore is { } before ? _counters.IdsAhead(read.Snapshot.Priority, before, read.RequeuedAhead) : 0,
+        PausedUntil = PausedUntil,
+    };
+
+    private async Task<SnapshotMemo.Read?> ReadIngestionAsync(Guid ingestionId, CancellationToken cancellationToken)
     {
         using var session = await RentReaderAsync(cancellationToken);
 
@@ -822,8 +885,10 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             }
         }
 
-        var idsAhead = idsBefore is { } before ? _counters.IdsAhead(priority, before, requeuedAhead) : 0;
-        return ids is null ? null : new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued, idsAhead, failed, PausedUntil);
+        return ids is null ? null : new SnapshotMemo.Read(
+            new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued, FailedPositions: failed),
+            idsBefore,
+            requeuedAhead);
     }
 
     public async Task<IReadOnlyList<WindowRecord>> GetRecentWindowsAsync(int limit, CancellationToken cancellationToken)
