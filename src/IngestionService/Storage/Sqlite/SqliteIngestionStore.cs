@@ -35,6 +35,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     private readonly CancellationTokenSource _stopping = new();
     private Task? _groupCommit;
     private Task? _checkpoints;
+    private readonly string? _walPath;
 
     public SqliteIngestionStore(IOptions<StorageOptions> options, ILogger<SqliteIngestionStore> logger)
     {
@@ -49,6 +50,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         // A fresh data directory is a normal way to start; a missing folder should not be an error.
         if (builder.Mode != SqliteOpenMode.Memory && !string.IsNullOrEmpty(builder.DataSource) && builder.DataSource != ":memory:")
         {
+            _walPath = Path.GetFullPath(builder.DataSource) + "-wal";
             var directory = Path.GetDirectoryName(Path.GetFullPath(builder.DataSource));
             if (!string.IsNullOrEmpty(directory))
             {
@@ -65,6 +67,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = {(_synchronous == SqliteSynchronous.Full ? "FULL" : "NORMAL")};
             PRAGMA wal_autocheckpoint = 0;
+            PRAGMA journal_size_limit = {WalRestartBytes};
             """, cancellationToken);
         await SqliteSchema.ApplyAsync(_writer, cancellationToken);
 
@@ -141,19 +144,25 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     /// would otherwise do it inside whichever commit crosses the log's size limit, and that commit (with
     /// every request waiting on it) would pay for copying and flushing megabytes. A passive checkpoint
     /// never blocks the writer or the readers.
+    /// A passive checkpoint alone never lets the log start over while commits keep coming: frames
+    /// appended while it copies are always left, and SQLite reuses the log from its start only once
+    /// every frame is in the database. Under a steady stream of requests the file grew without end
+    /// (2.4 GB in a minute of POSTs, with commits slowing as it grew). So once the log passes
+    /// <see cref="WalRestartBytes"/>, a second checkpoint runs under the write lock: it copies only what
+    /// arrived during the first (the same few pages, mostly), waits out readers of older frames, and
+    /// the next commit then starts the log over, truncated to that size (<c>journal_size_limit</c>).
     /// </summary>
     private async Task CheckpointLoopAsync()
     {
         using var timer = new PeriodicTimer(CheckpointInterval);
-        await using var connection = new SqliteConnection(_connectionString);
         try
         {
-            await connection.OpenAsync(_stopping.Token);
+            await using var connection = await OpenCheckpointerAsync(_stopping.Token);
             while (await timer.WaitForNextTickAsync(_stopping.Token))
             {
                 try
                 {
-                    await ExecuteAsync(connection, null, "PRAGMA wal_checkpoint(PASSIVE)", _stopping.Token);
+                    await CheckpointAsync(connection, _stopping.Token);
                 }
                 catch (SqliteException exception)
                 {
@@ -165,6 +174,43 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         {
         }
     }
+
+    internal async Task<SqliteConnection> OpenCheckpointerAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken);
+
+        // A reader of older frames holds the restart back; it is tried again a second later rather than
+        // keeping every commit waiting.
+        await ExecuteAsync(connection, null, $"PRAGMA journal_size_limit = {WalRestartBytes}; PRAGMA busy_timeout = 100", cancellationToken);
+        return connection;
+    }
+
+    /// <summary>One pass of the checkpoint loop.</summary>
+    internal async Task CheckpointAsync(SqliteConnection connection, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync(connection, null, "PRAGMA wal_checkpoint(PASSIVE)", cancellationToken);
+        if (WalBytes <= WalRestartBytes)
+        {
+            return;
+        }
+
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            await ExecuteAsync(connection, null, "PRAGMA wal_checkpoint(RESTART)", cancellationToken);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>The size the write-ahead log is brought back to once it grows past it.</summary>
+    internal long WalRestartBytes { get; init; } = 256L * 1024 * 1024;
+
+    /// <summary>The write-ahead log file's size now (0 for an in-memory database).</summary>
+    internal long WalBytes => _walPath is not null && new FileInfo(_walPath) is { Exists: true } wal ? wal.Length : 0;
 
     public async Task<EnqueueResult> EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken)
     {
