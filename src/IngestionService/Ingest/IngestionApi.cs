@@ -42,7 +42,7 @@ public static class IngestionApi
         return app;
     }
 
-    public static async Task<Results<Accepted<IngestAccepted>, ProblemHttpResult>> IngestAsync(
+    public static async Task<Results<AcceptedResult, ProblemHttpResult>> IngestAsync(
         HttpRequest request,
         IngestionSubmitter submitter,
         Backpressure backpressure,
@@ -157,7 +157,7 @@ public static class IngestionApi
                 break;
         }
 
-        return TypedResults.Accepted($"/status/{result.IngestionId}", new IngestAccepted(result.IngestionId));
+        return new AcceptedResult(result.IngestionId);
     }
 
     /// <summary>
