@@ -18,7 +18,19 @@ public static class IngestionApi
 
     public static IEndpointRouteBuilder MapIngestionApi(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/ingest", IngestAsync)
+        // The two hot endpoints take their singletons once here rather than from a request scope that
+        // would otherwise be created (and disposed) for every request just to look them up.
+        var services = app.ServiceProvider;
+        var submitter = services.GetRequiredService<IngestionSubmitter>();
+        var backpressure = services.GetRequiredService<Backpressure>();
+        var options = services.GetRequiredService<IOptions<IngestionOptions>>();
+        var store = services.GetRequiredService<IIngestionStore>();
+        var dispatcher = services.GetRequiredService<Dispatcher>();
+        var cache = services.GetRequiredService<StatusCache>();
+        var clock = services.GetRequiredService<TimeProvider>();
+
+        app.MapPost("/ingest", (HttpRequest request, CancellationToken cancellationToken) =>
+                IngestAsync(request, submitter, backpressure, options, cancellationToken))
             .WithName("Ingest")
             .WithSummary("Submit ids to fetch, with a priority; answers 202 at once with the ingestion id.")
             .Accepts<IngestRequest>("application/json")
@@ -28,7 +40,8 @@ public static class IngestionApi
             .ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
 
-        app.MapGet("/status/{ingestionId}", GetStatusAsync)
+        app.MapGet("/status/{ingestionId}", (string ingestionId, CancellationToken cancellationToken) =>
+                GetStatusAsync(ingestionId, store, dispatcher, cache, clock, options, cancellationToken))
             .WithName("GetStatus")
             .WithSummary("Where an ingestion and each of its batches stand, and when waiting batches should start.")
             .ProducesProblem(StatusCodes.Status404NotFound);
