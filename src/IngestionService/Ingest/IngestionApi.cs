@@ -18,19 +18,17 @@ public static class IngestionApi
 
     public static IEndpointRouteBuilder MapIngestionApi(this IEndpointRouteBuilder app)
     {
-        // The two hot endpoints take their singletons once here rather than from a request scope that
-        // would otherwise be created (and disposed) for every request just to look them up.
+        // The two hot endpoints take their singletons from the root provider: asking the request's
+        // services would create (and dispose) a scope for every request just to look them up.
         var services = app.ServiceProvider;
-        var submitter = services.GetRequiredService<IngestionSubmitter>();
-        var backpressure = services.GetRequiredService<Backpressure>();
-        var options = services.GetRequiredService<IOptions<IngestionOptions>>();
-        var store = services.GetRequiredService<IIngestionStore>();
-        var dispatcher = services.GetRequiredService<Dispatcher>();
-        var cache = services.GetRequiredService<StatusCache>();
-        var clock = services.GetRequiredService<TimeProvider>();
 
         app.MapPost("/ingest", (HttpRequest request, CancellationToken cancellationToken) =>
-                IngestAsync(request, submitter, backpressure, options, cancellationToken))
+                IngestAsync(
+                    request,
+                    services.GetRequiredService<IngestionSubmitter>(),
+                    services.GetRequiredService<Backpressure>(),
+                    services.GetRequiredService<IOptions<IngestionOptions>>(),
+                    cancellationToken))
             .WithName("Ingest")
             .WithSummary("Submit ids to fetch, with a priority; answers 202 at once with the ingestion id.")
             .Accepts<IngestRequest>("application/json")
@@ -41,7 +39,14 @@ public static class IngestionApi
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
 
         app.MapGet("/status/{ingestionId}", (string ingestionId, CancellationToken cancellationToken) =>
-                GetStatusAsync(ingestionId, store, dispatcher, cache, clock, options, cancellationToken))
+                GetStatusAsync(
+                    ingestionId,
+                    services.GetRequiredService<IIngestionStore>(),
+                    services.GetRequiredService<Dispatcher>(),
+                    services.GetRequiredService<StatusCache>(),
+                    services.GetRequiredService<TimeProvider>(),
+                    services.GetRequiredService<IOptions<IngestionOptions>>(),
+                    cancellationToken))
             .WithName("GetStatus")
             .WithSummary("Where an ingestion and each of its batches stand, and when waiting batches should start.")
             .ProducesProblem(StatusCodes.Status404NotFound);

@@ -29,6 +29,31 @@ public sealed class SnapshotMemoTests
     }
 
     [Fact]
+    public void WhileACommitBecomesVisibleNothingIsServedOrKept()
+    {
+        var memo = new SnapshotMemo();
+        var id = Guid.CreateVersion7(T0);
+        memo.Known.Add(id, Read(id, 3), 64);
+        var unknown = Guid.CreateVersion7(T0);
+        memo.Unknown.Add(unknown, true, 64);
+
+        // Between the commit and the new generation, one poll may read the new state from SQLite; the
+        // next must not get the old one back from memory.
+        memo.Progressing();
+        memo.Creating();
+        memo.Known.Add(Guid.NewGuid(), Read(id, 6), 64);
+
+        Assert.False(memo.Known.TryGet(id, out _));
+        Assert.False(memo.Unknown.TryGet(unknown, out _));
+        Assert.Equal(1, memo.Known.Count);
+
+        memo.Progressed();
+        memo.Known.Add(id, Read(id, 6), 64);
+        Assert.True(memo.Known.TryGet(id, out var fresh));
+        Assert.Equal(6, fresh.Snapshot.Started);
+    }
+
+    [Fact]
     public void AnUnknownIdIsForgottenWhenIngestionsAreCreatedButNotWhenWorkMoves()
     {
         var memo = new SnapshotMemo();

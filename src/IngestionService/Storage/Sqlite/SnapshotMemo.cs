@@ -28,8 +28,17 @@ internal sealed class SnapshotMemo
     /// <summary>Ids found unknown since the last commit that created ingestions.</summary>
     public Generation<bool> Unknown => Volatile.Read(ref _unknown);
 
+    /// <summary>
+    /// Just before a commit that moves work along: from the moment it is visible until
+    /// <see cref="Progressed"/>, reads go to SQLite, so no poll sees the new state and then the old again.
+    /// </summary>
+    public void Progressing() => Known.Close();
+
     /// <summary>After a commit that changed what status reads show; before the writer answers anyone.</summary>
     public void Progressed() => Volatile.Write(ref _known, new Generation<Read>());
+
+    /// <summary>Just before a commit that creates ingestions.</summary>
+    public void Creating() => Unknown.Close();
 
     /// <summary>After a commit that created ingestions.</summary>
     public void Created() => Volatile.Write(ref _unknown, new Generation<bool>());
@@ -41,7 +50,7 @@ internal sealed class SnapshotMemo
     internal sealed record Read(IngestionSnapshot Snapshot, long? IdsBefore, long RequeuedAhead)
     {
         /// <summary>Roughly what the entry keeps alive: the ids and the window spans dominate.</summary>
-        public long Bytes { get; } = 64 + (Snapshot.Ids.Length * 4L) + (Snapshot.Spans.Count * 40L) + ((Snapshot.Requeued.Count + Snapshot.Failed.Count) * 4L);
+        public long Bytes { get; } = 64 + (Snapshot.Ids.Length * 4L) + (Snapshot.Spans.Count * 56L) + ((Snapshot.Requeued.Count + Snapshot.Failed.Count) * 4L);
     }
 
     internal sealed class Generation<T>
@@ -52,20 +61,30 @@ internal sealed class SnapshotMemo
 
         public int Count => Volatile.Read(ref _count);
 
-        public bool TryGet(Guid id, out T value) => _entries.TryGetValue(id, out value!);
+        private volatile bool _closed;
 
-        /// <summary>Keeps an answer unless the generation is full; a full one fills again at the next commit.</summary>
+        public bool TryGet(Guid id, out T value)
+        {
+            value = default!;
+            return !_closed && _entries.TryGetValue(id, out value!);
+        }
+
+        /// <summary>Serves nothing more and keeps nothing more: a commit is about to change what it holds.</summary>
+        public void Close() => _closed = true;
+
+        /// <summary>Keeps an answer unless the generation is closed or full; a full one fills again at the next commit.</summary>
         public void Add(Guid id, T value, long bytes)
         {
-            if (Count >= MaxEntries || Interlocked.Read(ref _bytes) + bytes > MaxBytes)
+            if (_closed)
             {
                 return;
             }
 
-            if (_entries.TryAdd(id, value))
+            // Reserved before adding, so readers racing each other cannot take it past its bounds.
+            if (Interlocked.Increment(ref _count) > MaxEntries | Interlocked.Add(ref _bytes, bytes) > MaxBytes || !_entries.TryAdd(id, value))
             {
-                Interlocked.Increment(ref _count);
-                Interlocked.Add(ref _bytes, bytes);
+                Interlocked.Decrement(ref _count);
+                Interlocked.Add(ref _bytes, -bytes);
             }
         }
     }

@@ -17,7 +17,6 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 {
     private const int MaxIngestionsPerCommit = 256;
     private const int MaxIdleReaders = 16;
-    private static readonly TimeSpan CheckpointInterval = TimeSpan.FromSeconds(1);
 
     private readonly string _connectionString;
     private readonly ILogger<SqliteIngestionStore> _logger;
@@ -35,8 +34,8 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     private readonly CancellationTokenSource _stopping = new();
     private Task? _groupCommit;
     private Task? _checkpoints;
-    private readonly string? _databasePath;
-    private readonly string? _walPath;
+    private string? _walPath;
+    private long _framesAtRestart = -1;
 
     public SqliteIngestionStore(IOptions<StorageOptions> options, ILogger<SqliteIngestionStore> logger)
     {
@@ -51,8 +50,6 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         // A fresh data directory is a normal way to start; a missing folder should not be an error.
         if (builder.Mode != SqliteOpenMode.Memory && !string.IsNullOrEmpty(builder.DataSource) && builder.DataSource != ":memory:")
         {
-            _databasePath = Path.GetFullPath(builder.DataSource);
-            _walPath = _databasePath + "-wal";
             var directory = Path.GetDirectoryName(Path.GetFullPath(builder.DataSource));
             if (!string.IsNullOrEmpty(directory))
             {
@@ -72,6 +69,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             PRAGMA journal_size_limit = {WalRestartBytes};
             """, cancellationToken);
         await SqliteSchema.ApplyAsync(_writer, cancellationToken);
+
+        // SQLite's own name for the file (a URI or |DataDirectory| resolved); empty when in memory.
+        _walPath = string.IsNullOrEmpty(_writer.DataSource) ? null : _writer.DataSource + "-wal";
 
         // Prepared once: preparing costs more than the insert itself.
         _insertIngestion = _writer.CreateCommand();
@@ -166,7 +166,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 {
                     await CheckpointAsync(connection, _stopping.Token);
                 }
-                catch (Exception exception) when (exception is SqliteException or IOException)
+                catch (Exception exception) when (!_stopping.IsCancellationRequested)
                 {
                     LogCheckpointFailed(_logger, exception);
                 }
@@ -180,42 +180,63 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     internal async Task<SqliteConnection> OpenCheckpointerAsync(CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(cancellationToken);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
 
-        // A reader of older frames holds the restart back; it is tried again a second later rather than
-        // keeping every commit waiting.
-        await ExecuteAsync(connection, null, $"PRAGMA journal_size_limit = {WalRestartBytes}; PRAGMA busy_timeout = 100", cancellationToken);
-        return connection;
+            // A reader of older frames holds the restart back; it is tried again a second later rather
+            // than keeping every commit waiting for long. The size limit is needed here as well as on the
+            // writer: without it the restarted log kept its full size (found by the test).
+            await ExecuteAsync(connection, null, $"PRAGMA busy_timeout = 20; PRAGMA journal_size_limit = {WalRestartBytes}", cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>One pass of the checkpoint loop.</summary>
     internal async Task CheckpointAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {
         var (frames, copied) = await PassiveCheckpointAsync(connection, cancellationToken);
-        if (WalBytes <= WalRestartBytes)
+        if (WalBytes <= WalRestartBytes || (frames == copied && frames == _framesAtRestart))
         {
-            return;
+            return; // small, or restarted with nothing written since: the next commit starts it over
         }
 
         // Catch up without the lock first (each pass copies what arrived during the one before), so the
-        // pass under it has at most a few pages left to copy and flush.
+        // pass under it has at most a few pages left to copy.
         for (var pass = 0; pass < 8 && frames - copied > RestartFramesLeft; pass++)
         {
             (frames, copied) = await PassiveCheckpointAsync(connection, cancellationToken);
         }
 
-        // A passive checkpoint flushes the files only when it copied the whole log, which never happens
-        // while commits keep coming, so the locked pass would flush everything copied since the last
-        // restart (160 ms of holding every commit back, with 1 000-id requests). Flushed here, and then
-        // caught up once more, the locked pass has a few pages to copy and flush (15-25 ms here).
-        FlushToDisk(_databasePath);
+        // A passive checkpoint flushes only when it copied the whole log, so the locked pass would flush
+        // every frame written since the last restart; flushed here, it has the last few left. Only the
+        // log is flushed from outside SQLite: closing a descriptor of the database file itself would drop
+        // every POSIX lock this process holds on it, SQLite's included.
         FlushToDisk(_walPath);
         await PassiveCheckpointAsync(connection, cancellationToken);
 
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            await ExecuteAsync(connection, null, "PRAGMA wal_checkpoint(RESTART)", cancellationToken);
+            await using var restart = connection.CreateCommand();
+            restart.CommandText = "PRAGMA wal_checkpoint(RESTART)";
+            await using var reader = await restart.ExecuteReaderAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken))
+            {
+                if (reader.GetInt64(0) != 0)
+                {
+                    LogRestartPostponed(_logger, WalBytes);
+                }
+                else
+                {
+                    _framesAtRestart = reader.GetInt64(1);
+                }
+            }
         }
         finally
         {
@@ -225,7 +246,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
     private static void FlushToDisk(string? path)
     {
-        if (path is not null)
+        if (path is not null && File.Exists(path))
         {
             using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
             file.Flush(flushToDisk: true);
@@ -243,6 +264,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? (reader.GetInt64(1), reader.GetInt64(2)) : (0, 0);
     }
+
+    /// <summary>How often the background checkpoint runs (tests lengthen it to drive passes themselves).</summary>
+    internal TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>The size the write-ahead log is brought back to once it grows past it.</summary>
     internal long WalRestartBytes { get; init; } = 256L * 1024 * 1024;
@@ -343,6 +367,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             }
 
             committing = true;
+            _memo.Creating();
             await transaction.CommitAsync();
             _lastCreatedAt = lastCreatedAt;
             for (var priority = 0; priority < added.Length; priority++)
@@ -585,6 +610,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             }
 
             committing = true;
+            _memo.Progressing();
             await transaction.CommitAsync(cancellationToken);
             foreach (var candidate in candidates)
             {
@@ -755,6 +781,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             }
 
             committing = true;
+            _memo.Progressing();
             await transaction.CommitAsync(cancellationToken);
             for (var i = 0; i < window.Items.Count; i++)
             {
@@ -814,6 +841,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             }
 
             committing = true;
+            _memo.Progressing();
             await transaction.CommitAsync(cancellationToken);
             foreach (var item in window.Items)
             {
@@ -1167,6 +1195,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Checkpointing the write-ahead log failed; trying again in a second")]
     private static partial void LogCheckpointFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "The write-ahead log ({Bytes} bytes) could not start over: a reader still uses older frames; trying again in a second")]
+    private static partial void LogRestartPostponed(ILogger logger, long bytes);
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Window {WindowSeq} was left running by a process that stopped; its {IdCount} ids are back in the queue and will be fetched again")]
     private static partial void LogRecoveredWindow(ILogger logger, long windowSeq, int idCount);
