@@ -241,7 +241,21 @@ public static class IngestionApi
             snapshot = snapshot with { PausedUntil = null }; // shown only while it holds windows back
         }
 
-        var next = dispatcher.NextWindowNotBefore > now ? dispatcher.NextWindowNotBefore : now;
+        // The dispatcher moves its bound once a claimed window's calls are on their way; a status read in
+        // between already sees the window, so the window's own start bounds the next one as well.
+        var next = dispatcher.NextWindowNotBefore;
+        if (snapshot.Started < snapshot.Ids.Length)
+        {
+            foreach (var span in snapshot.Spans)
+            {
+                if (span.StartedAt + options.Value.Window > next)
+                {
+                    next = span.StartedAt + options.Value.Window;
+                }
+            }
+        }
+
+        next = next > now ? next : now;
         return new StatusJsonResult(snapshot, new WaitEstimate(next, options.Value.Window, options.Value.BatchSize), cache);
     }
 
