@@ -21,7 +21,9 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     private readonly string _connectionString;
     private readonly ILogger<SqliteIngestionStore> _logger;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly Channel<PendingEnqueue> _enqueues = Channel.CreateUnbounded<PendingEnqueue>(new UnboundedChannelOptions { SingleReader = true });
+    // Synchronous continuations only release the commit thread's blocking wait (it never awaits the
+    // channel), so a request's write wakes that thread directly instead of through the thread pool's queue.
+    private readonly Channel<PendingEnqueue> _enqueues = Channel.CreateUnbounded<PendingEnqueue>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
     private readonly ConcurrentBag<ReaderSession> _readers = [];
     private readonly SqliteSynchronous _synchronous;
     private SqliteConnection? _writer;
@@ -97,7 +99,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
 
         await LoadCountersAsync(cancellationToken);
-        _groupCommit = Task.Run(GroupCommitLoopAsync, CancellationToken.None);
+        _groupCommit = Task.Factory.StartNew(GroupCommitLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         _checkpoints = Task.Run(CheckpointLoopAsync, CancellationToken.None);
     }
 
@@ -287,11 +289,16 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         return await pending.Completion.Task;
     }
 
-    private async Task GroupCommitLoopAsync()
+    /// <summary>
+    /// The commit loop, on a thread of its own: it blocks while nothing waits, and a new request wakes it
+    /// at once rather than queueing it behind every other work item on the thread pool, which on two busy
+    /// cores put that queue's delay into every commit and so into every POST.
+    /// </summary>
+    private void GroupCommitLoop()
     {
         var reader = _enqueues.Reader;
         var batch = new List<PendingEnqueue>(MaxIngestionsPerCommit);
-        while (await reader.WaitToReadAsync())
+        while (reader.TryPeek(out _) || reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
             while (batch.Count < MaxIngestionsPerCommit && reader.TryRead(out var pending))
             {
@@ -300,7 +307,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
             try
             {
-                var results = await CommitIngestionsAsync(batch);
+                var results = CommitIngestionsAsync(batch).GetAwaiter().GetResult();
                 for (var i = 0; i < batch.Count; i++)
                 {
                     batch[i].Completion.TrySetResult(results[i]);
