@@ -216,10 +216,12 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
 
         // A passive checkpoint flushes only when it copied the whole log, so the locked pass would flush
-        // every frame written since the last restart; flushed here, it has the last few left. Only the
-        // log is flushed from outside SQLite: closing a descriptor of the database file itself would drop
-        // every POSIX lock this process holds on it, SQLite's included.
+        // every page copied since the last restart (130-160 ms of held commits with 1 000-id requests);
+        // flushed here, it has the last few left. The database file is flushed through a descriptor
+        // SQLite already holds: opening and closing one of our own would drop every POSIX lock this
+        // process holds on the file, SQLite's included.
         FlushToDisk(_walPath);
+        FlushDatabaseFile(_writer?.DataSource);
         await PassiveCheckpointAsync(connection, cancellationToken);
 
         await _writeLock.WaitAsync(cancellationToken);
@@ -244,6 +246,35 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         {
             _writeLock.Release();
         }
+    }
+
+    /// <summary>
+    /// fsync on a descriptor SQLite has open on the database file, found in <c>/proc/self/fd</c> (Linux
+    /// only; elsewhere the locked pass flushes it). A descriptor closed and reused in between only
+    /// means another file is flushed.
+    /// </summary>
+    private static void FlushDatabaseFile(string? path)
+    {
+        if (string.IsNullOrEmpty(path) || !OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        foreach (var descriptor in new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos())
+        {
+            if (descriptor.LinkTarget == path && int.TryParse(descriptor.Name, System.Globalization.CultureInfo.InvariantCulture, out var fd))
+            {
+                _ = NativeMethods.Fsync(fd);
+                return;
+            }
+        }
+    }
+
+    private static class NativeMethods
+    {
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "fsync", SetLastError = true)]
+        [System.Runtime.InteropServices.DefaultDllImportSearchPaths(System.Runtime.InteropServices.DllImportSearchPath.SafeDirectories)]
+        public static extern int Fsync(int fd);
     }
 
     private static void FlushToDisk(string? path)
