@@ -202,7 +202,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     /// <summary>One pass of the checkpoint loop.</summary>
     internal async Task CheckpointAsync(SqliteConnection connection, CancellationToken cancellationToken)
     {
-        var (frames, copied) = await PassiveCheckpointAsync(connection, cancellationToken);
+        var (_, frames, copied) = await CheckpointAsync(connection, "PASSIVE", cancellationToken);
         if (WalBytes <= WalRestartBytes || (frames == copied && frames == _framesAtRestart))
         {
             return; // small, or restarted with nothing written since: the next commit starts it over
@@ -212,34 +212,27 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         // pass under it has at most a few pages left to copy.
         for (var pass = 0; pass < 8 && frames - copied > RestartFramesLeft; pass++)
         {
-            (frames, copied) = await PassiveCheckpointAsync(connection, cancellationToken);
+            (_, frames, copied) = await CheckpointAsync(connection, "PASSIVE", cancellationToken);
         }
 
         // A passive checkpoint flushes only when it copied the whole log, so the locked pass would flush
         // every page copied since the last restart (130-160 ms of held commits with 1 000-id requests);
-        // flushed here, it has the last few left. The database file is flushed through a descriptor
-        // SQLite already holds: opening and closing one of our own would drop every POSIX lock this
-        // process holds on the file, SQLite's included.
-        FlushToDisk(_walPath);
-        FlushDatabaseFile(_writer?.DataSource);
-        await PassiveCheckpointAsync(connection, cancellationToken);
+        // flushed here, it has the last few left.
+        FlushOpenFile(_walPath);
+        FlushOpenFile(_writer?.DataSource);
+        await CheckpointAsync(connection, "PASSIVE", cancellationToken);
 
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            await using var restart = connection.CreateCommand();
-            restart.CommandText = "PRAGMA wal_checkpoint(RESTART)";
-            await using var reader = await restart.ExecuteReaderAsync(cancellationToken);
-            if (await reader.ReadAsync(cancellationToken))
+            var restart = await CheckpointAsync(connection, "RESTART", cancellationToken);
+            if (restart.Busy)
             {
-                if (reader.GetInt64(0) != 0)
-                {
-                    LogRestartPostponed(_logger, WalBytes);
-                }
-                else
-                {
-                    _framesAtRestart = reader.GetInt64(1);
-                }
+                LogRestartPostponed(_logger, WalBytes);
+            }
+            else
+            {
+                _framesAtRestart = restart.Frames;
             }
         }
         finally
@@ -249,11 +242,12 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     }
 
     /// <summary>
-    /// fsync on a descriptor SQLite has open on the database file, found in <c>/proc/self/fd</c> (Linux
-    /// only; elsewhere the locked pass flushes it). A descriptor closed and reused in between only
-    /// means another file is flushed.
+    /// fsync on a descriptor SQLite has open on the file (the database or its log), found in
+    /// <c>/proc/self/fd</c>; Linux only, elsewhere the locked pass flushes them. A descriptor of our own
+    /// would not do for the database: closing it would drop every POSIX lock this process holds on the
+    /// file, SQLite's included. One closed and reused in between only means another file is flushed.
     /// </summary>
-    private static void FlushDatabaseFile(string? path)
+    private static void FlushOpenFile(string? path)
     {
         if (string.IsNullOrEmpty(path) || !OperatingSystem.IsLinux())
         {
@@ -277,25 +271,16 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         public static extern int Fsync(int fd);
     }
 
-    private static void FlushToDisk(string? path)
-    {
-        if (path is not null && File.Exists(path))
-        {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
-            file.Flush(flushToDisk: true);
-        }
-    }
-
     /// <summary>Frames (pages) the locked pass may be left to copy: about a megabyte.</summary>
     private const int RestartFramesLeft = 256;
 
-    /// <summary>A passive checkpoint: the frames in the log, and how many of them are now in the database.</summary>
-    private static async Task<(long Frames, long Copied)> PassiveCheckpointAsync(SqliteConnection connection, CancellationToken cancellationToken)
+    /// <summary>A checkpoint (PASSIVE or RESTART): whether a reader held it back, the frames in the log, and how many are now in the database.</summary>
+    private static async Task<(bool Busy, long Frames, long Copied)> CheckpointAsync(SqliteConnection connection, string mode, CancellationToken cancellationToken)
     {
         await using var command = connection.CreateCommand();
-        command.CommandText = "PRAGMA wal_checkpoint(PASSIVE)";
+        command.CommandText = $"PRAGMA wal_checkpoint({mode})";
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? (reader.GetInt64(1), reader.GetInt64(2)) : (0, 0);
+        return await reader.ReadAsync(cancellationToken) ? (reader.GetInt64(0) != 0, reader.GetInt64(1), reader.GetInt64(2)) : (false, 0, 0);
     }
 
     /// <summary>How often the background checkpoint runs (tests lengthen it to drive passes themselves).</summary>
