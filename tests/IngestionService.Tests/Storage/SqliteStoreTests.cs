@@ -90,4 +90,56 @@ public sealed class SqliteStoreTests : IDisposable
         await reopened.InitializeAsync(token);
         Assert.Equal(written * (long)ids.Length, (await reopened.GetQueueDepthAsync(token)).Low);
     }
+
+    [Fact]
+    public async Task IdsStoredBeforeTheyWereKeptInTimeOrderAreStillFoundAfterTheUpgrade()
+    {
+        var token = TestContext.Current.CancellationToken;
+
+        // A database as version 3 left it: ids in .NET's mixed-endian byte order.
+        var older = Guid.CreateVersion7(DateTimeOffset.UtcNow.AddMinutes(-1));
+        var newer = Guid.CreateVersion7(DateTimeOffset.UtcNow);
+        var requestHash = new byte[32];
+        Directory.CreateDirectory(_database.Folder);
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection(_database.ConnectionString + ";Pooling=False"))
+        {
+            await connection.OpenAsync(token);
+            await using var command = connection.CreateCommand();
+            command.CommandText = string.Join('\n', SqliteSchema.Scripts().Where(script => script.Version <= 3).Select(script => script.Sql)) + """
+                ;
+                INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids) VALUES ($older, 1, 1, 3, 2, x'0100000002000000'), ($newer, 1, 2, 3, 1, x'03000000');
+                INSERT INTO idempotency_keys (key, request_hash, ingestion_id, expires_at) VALUES ('nightly', $hash, $newer, 9007199254740991);
+                """;
+            command.Parameters.AddWithValue("$older", older.ToByteArray());
+            command.Parameters.AddWithValue("$newer", newer.ToByteArray());
+            command.Parameters.AddWithValue("$hash", requestHash);
+            await command.ExecuteNonQueryAsync(token);
+        }
+
+        // The schema table is created by the store, so version 3 is recorded the way the store would have.
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection(_database.ConnectionString + ";Pooling=False"))
+        {
+            await connection.OpenAsync(token);
+            await using var command = connection.CreateCommand();
+            command.CommandText = """
+                CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT '');
+                INSERT INTO schema_migrations (version, name) VALUES (1, '001'), (2, '002'), (3, '003');
+                """;
+            await command.ExecuteNonQueryAsync(token);
+        }
+
+        await using var store = new SqliteIngestionStore(Options.Create(new StorageOptions { ConnectionString = _database.ConnectionString }), NullLogger<SqliteIngestionStore>.Instance);
+        await store.InitializeAsync(token);
+
+        var olderRead = await store.GetIngestionAsync(older, token);
+        var newerRead = await store.GetIngestionAsync(newer, token);
+        Assert.Equal(new[] { 1, 2 }, olderRead?.Ids);
+        Assert.Equal(new[] { 3 }, newerRead?.Ids);
+        Assert.Equal(new EnqueueResult(newer, EnqueueOutcome.Replayed), await store.FindIdempotencyKeyAsync("nightly", requestHash, DateTimeOffset.UtcNow, token));
+
+        // Stored in network order, the ids now sort as their times do, which keeps new ones on the index's last page.
+        Assert.Equal(1, _database.Scalar($"SELECT count(*) FROM ingestions WHERE id = x'{Convert.ToHexString(newer.ToByteArray(bigEndian: true))}'"));
+        Assert.Equal(1, _database.Scalar("SELECT (SELECT id FROM ingestions WHERE created_at = 1) < (SELECT id FROM ingestions WHERE created_at = 2)"));
+        Assert.Equal(0, _database.Scalar("SELECT count(*) FROM ingestions WHERE typeof(id) <> 'blob' OR length(id) <> 16"));
+    }
 }

@@ -378,7 +378,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 // agree, and the running totals below follow the global order exactly. Requests racing
                 // within a millisecond or two are the only ones this can move.
                 lastCreatedAt = Math.Max(lastCreatedAt, ingestion.CreatedAt.ToUnixTimeMilliseconds());
-                parameters[0].Value = ingestion.Id.ToByteArray();
+                parameters[0].Value = IdBytes(ingestion.Id);
                 parameters[1].Value = priority;
                 parameters[2].Value = lastCreatedAt;
                 parameters[3].Value = ingestion.BatchSize;
@@ -454,7 +454,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         store.Parameters.AddWithValue("$now", now);
         store.Parameters.AddWithValue("$key", key.Key);
         store.Parameters.AddWithValue("$hash", key.RequestHash);
-        store.Parameters.AddWithValue("$ingestion_id", ingestion.Id.ToByteArray());
+        store.Parameters.AddWithValue("$ingestion_id", IdBytes(ingestion.Id));
         store.Parameters.AddWithValue("$expires_at", key.ExpiresAt.ToUnixTimeMilliseconds());
         await store.ExecuteNonQueryAsync();
         return new EnqueueResult(ingestion.Id, EnqueueOutcome.Created);
@@ -975,7 +975,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             SELECT 4, r.position, NULL, NULL, NULL, NULL, NULL
             FROM i JOIN results r ON r.ingestion_seq = i.seq AND r.state = 2 WHERE i.failed > 0
             """, "$id");
-        command.Parameters[0].Value = ingestionId.ToByteArray();
+        command.Parameters[0].Value = IdBytes(ingestionId);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
 
         Priority priority = default;
@@ -1106,7 +1106,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                 ORDER BY r.position
                 LIMIT $limit)
             """, "$id", "$after", "$limit");
-        command.Parameters[0].Value = ingestionId.ToByteArray();
+        command.Parameters[0].Value = IdBytes(ingestionId);
         command.Parameters[1].Value = afterPosition;
         command.Parameters[2].Value = limit;
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -1204,7 +1204,13 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static Guid ReadGuid(SqliteDataReader reader, int ordinal) => new((byte[])reader.GetValue(ordinal));
+    /// <summary>
+    /// An ingestion id as stored: network byte order, in which UUID version 7 ids sort by time, so a new
+    /// id always goes on the last page of the id index (migration 004 reordered the older rows).
+    /// </summary>
+    private static byte[] IdBytes(Guid id) => id.ToByteArray(bigEndian: true);
+
+    private static Guid ReadGuid(SqliteDataReader reader, int ordinal) => new((byte[])reader.GetValue(ordinal), bigEndian: true);
 
     /// <summary>Reads one id out of an ingestion's blob without loading the rest of it.</summary>
     private static int ReadId(SqliteConnection connection, long ingestionSeq, int position)
