@@ -7,6 +7,10 @@ internal static class IdBlob
 {
     public const int BytesPerId = sizeof(int);
 
+    /// <summary>The blob's bytes without a copy where the machine is little-endian (nearly all are).</summary>
+    public static ReadOnlySpan<byte> AsBytes(int[] ids) =>
+        BitConverter.IsLittleEndian ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(ids.AsSpan()) : Pack(ids);
+
     public static byte[] Pack(ReadOnlySpan<int> ids)
     {
         var bytes = new byte[ids.Length * BytesPerId];

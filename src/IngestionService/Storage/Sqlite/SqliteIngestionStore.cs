@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using IngestionService.Ingest;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
+using SQLitePCL;
 
 namespace IngestionService.Storage.Sqlite;
 
@@ -27,7 +28,10 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     private readonly ConcurrentBag<ReaderSession> _readers = [];
     private readonly SqliteSynchronous _synchronous;
     private SqliteConnection? _writer;
-    private SqliteCommand? _insertIngestion;
+    private RawStatement? _begin;
+    private RawStatement? _commit;
+    private RawStatement? _rollback;
+    private RawStatement? _insertIngestion;
     private readonly QueueCounters _counters = new();
     private readonly SnapshotMemo _memo = new();
     private long _lastCreatedAt;
@@ -76,19 +80,13 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         _walPath = string.IsNullOrEmpty(_writer.DataSource) ? null : _writer.DataSource + "-wal";
 
         // Prepared once: preparing costs more than the insert itself.
-        _insertIngestion = _writer.CreateCommand();
-        _insertIngestion.CommandText = """
+        _begin = new RawStatement(_writer, "BEGIN IMMEDIATE");
+        _commit = new RawStatement(_writer, "COMMIT");
+        _rollback = new RawStatement(_writer, "ROLLBACK");
+        _insertIngestion = new RawStatement(_writer, """
             INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids, ids_before)
-            VALUES ($id, $priority, $created_at, $batch_size, $total, $ids, $ids_before)
-            """;
-        _insertIngestion.Parameters.Add("$id", SqliteType.Blob);
-        _insertIngestion.Parameters.Add("$priority", SqliteType.Integer);
-        _insertIngestion.Parameters.Add("$created_at", SqliteType.Integer);
-        _insertIngestion.Parameters.Add("$batch_size", SqliteType.Integer);
-        _insertIngestion.Parameters.Add("$total", SqliteType.Integer);
-        _insertIngestion.Parameters.Add("$ids", SqliteType.Blob);
-        _insertIngestion.Parameters.Add("$ids_before", SqliteType.Integer);
-        _insertIngestion.Prepare();
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            """);
 
         // This store serves one process, so a window still marked running was left by a process that
         // died mid-fetch: its ids go back to the queue and are fetched again (at-least-once).
@@ -292,7 +290,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     /// <summary>The write-ahead log file's size now (0 for an in-memory database).</summary>
     internal long WalBytes => _walPath is not null && new FileInfo(_walPath) is { Exists: true } wal ? wal.Length : 0;
 
-    public async Task<EnqueueResult> EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken)
+    public Task<EnqueueResult> EnqueueAsync(NewIngestion ingestion, CancellationToken cancellationToken)
     {
         var pending = new PendingEnqueue(ingestion);
         if (!_enqueues.Writer.TryWrite(pending))
@@ -302,7 +300,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
         // Not cancelled with the request: once handed to the commit loop the ingestion may be committed,
         // and the caller must learn the outcome rather than guess.
-        return await pending.Completion.Task;
+        return pending.Task;
     }
 
     /// <summary>
@@ -323,17 +321,17 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
             try
             {
-                var results = CommitIngestionsAsync(batch).GetAwaiter().GetResult();
+                var results = CommitIngestions(batch);
                 for (var i = 0; i < batch.Count; i++)
                 {
-                    batch[i].Completion.TrySetResult(results[i]);
+                    batch[i].TrySetResult(results[i]);
                 }
             }
             catch (Exception exception)
             {
                 foreach (var pending in batch)
                 {
-                    pending.Completion.TrySetException(exception);
+                    pending.TrySetException(exception);
                 }
             }
 
@@ -341,61 +339,75 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
     }
 
-    private async Task<EnqueueResult[]> CommitIngestionsAsync(List<PendingEnqueue> batch)
+    /// <summary>
+    /// One group commit, run on the commit thread from start to end: the inserts go through statements
+    /// prepared once (<see cref="RawStatement"/>), so a commit allocates little more than its answers.
+    /// </summary>
+    private EnqueueResult[] CommitIngestions(List<PendingEnqueue> batch)
     {
         var results = new EnqueueResult[batch.Count];
         var committing = false;
-        await _writeLock.WaitAsync();
+        _writeLock.Wait();
         try
         {
             var writer = Writer;
-            await using var transaction = writer.BeginTransaction(deferred: false);
             var insert = _insertIngestion!;
-            insert.Transaction = transaction;
-            var parameters = insert.Parameters;
-            var added = new long[3];
-            var lastCreatedAt = _lastCreatedAt;
-            for (var index = 0; index < batch.Count; index++)
+            _begin!.Execute();
+            try
             {
-                var ingestion = batch[index].Ingestion;
-                var priority = (int)ingestion.Priority;
-                if (ingestion.Idempotency is { } key)
+                var added = new long[3];
+                var lastCreatedAt = _lastCreatedAt;
+                Span<byte> id = stackalloc byte[16];
+                for (var index = 0; index < batch.Count; index++)
                 {
-                    // Checked in the commit that would store the ingestion, so two requests with one key
-                    // cannot both create one, whether they share this commit or not.
-                    results[index] = await ClaimIdempotencyKeyAsync(writer, transaction, ingestion, key);
-                    if (results[index].Outcome != EnqueueOutcome.Created)
+                    var ingestion = batch[index].Ingestion;
+                    var priority = (int)ingestion.Priority;
+                    if (ingestion.Idempotency is { } key)
                     {
-                        continue;
+                        // Checked in the commit that would store the ingestion, so two requests with one key
+                        // cannot both create one, whether they share this commit or not.
+                        results[index] = ClaimIdempotencyKey(writer, ingestion, key);
+                        if (results[index].Outcome != EnqueueOutcome.Created)
+                        {
+                            continue;
+                        }
                     }
+                    else
+                    {
+                        results[index] = new EnqueueResult(ingestion.Id, EnqueueOutcome.Created);
+                    }
+
+                    // Created times never go backwards in arrival order, so (created time, arrival) and arrival
+                    // agree, and the running totals below follow the global order exactly. Requests racing
+                    // within a millisecond or two are the only ones this can move.
+                    lastCreatedAt = Math.Max(lastCreatedAt, ingestion.CreatedAt.ToUnixTimeMilliseconds());
+                    ingestion.Id.TryWriteBytes(id, bigEndian: true, out _);
+                    insert.Bind(1, id);
+                    insert.Bind(2, priority);
+                    insert.Bind(3, lastCreatedAt);
+                    insert.Bind(4, ingestion.BatchSize);
+                    insert.Bind(5, ingestion.Ids.Length);
+                    insert.Bind(6, IdBlob.AsBytes(ingestion.Ids));
+                    insert.Bind(7, _counters.Enqueued(ingestion.Priority) + added[priority]);
+                    insert.Execute();
+                    added[priority] += ingestion.Ids.Length;
                 }
-                else
+
+                committing = true;
+                _memo.Creating();
+                _commit!.Execute();
+                _lastCreatedAt = lastCreatedAt;
+                for (var priority = 0; priority < added.Length; priority++)
                 {
-                    results[index] = new EnqueueResult(ingestion.Id, EnqueueOutcome.Created);
+                    _counters.AddEnqueued((Priority)priority, added[priority]);
                 }
-
-                // Created times never go backwards in arrival order, so (created time, arrival) and arrival
-                // agree, and the running totals below follow the global order exactly. Requests racing
-                // within a millisecond or two are the only ones this can move.
-                lastCreatedAt = Math.Max(lastCreatedAt, ingestion.CreatedAt.ToUnixTimeMilliseconds());
-                parameters[0].Value = IdBytes(ingestion.Id);
-                parameters[1].Value = priority;
-                parameters[2].Value = lastCreatedAt;
-                parameters[3].Value = ingestion.BatchSize;
-                parameters[4].Value = ingestion.Ids.Length;
-                parameters[5].Value = IdBlob.Pack(ingestion.Ids);
-                parameters[6].Value = _counters.Enqueued(ingestion.Priority) + added[priority];
-                await insert.ExecuteNonQueryAsync();
-                added[priority] += ingestion.Ids.Length;
             }
-
-            committing = true;
-            _memo.Creating();
-            await transaction.CommitAsync();
-            _lastCreatedAt = lastCreatedAt;
-            for (var priority = 0; priority < added.Length; priority++)
+            catch when (raw.sqlite3_get_autocommit(writer.Handle) == 0)
             {
-                _counters.AddEnqueued((Priority)priority, added[priority]);
+                // Still inside the transaction (a failed insert, or a COMMIT that could not finish): undone
+                // whole, so no request of the batch is left half-stored.
+                _rollback!.Execute();
+                throw;
             }
         }
         finally
@@ -429,24 +441,22 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     /// (same request) or a conflict (another request). An expired key is forgotten and taken anew, and a
     /// few expired keys are swept out with every new one.
     /// </summary>
-    private static async Task<EnqueueResult> ClaimIdempotencyKeyAsync(SqliteConnection writer, SqliteTransaction transaction, NewIngestion ingestion, IdempotencyKey key)
+    private static EnqueueResult ClaimIdempotencyKey(SqliteConnection writer, NewIngestion ingestion, IdempotencyKey key)
     {
         var now = ingestion.CreatedAt.ToUnixTimeMilliseconds();
-        await using (var find = writer.CreateCommand())
+        using (var find = writer.CreateCommand())
         {
-            find.Transaction = transaction;
             find.CommandText = "SELECT request_hash, ingestion_id FROM idempotency_keys WHERE key = $key AND expires_at > $now";
             find.Parameters.AddWithValue("$key", key.Key);
             find.Parameters.AddWithValue("$now", now);
-            await using var reader = await find.ExecuteReaderAsync();
-            if (await reader.ReadAsync())
+            using var reader = find.ExecuteReader();
+            if (reader.Read())
             {
                 return Earlier(reader, key.RequestHash);
             }
         }
 
-        await using var store = writer.CreateCommand();
-        store.Transaction = transaction;
+        using var store = writer.CreateCommand();
         store.CommandText = """
             DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= $now LIMIT 16);
             INSERT OR REPLACE INTO idempotency_keys (key, request_hash, ingestion_id, expires_at) VALUES ($key, $hash, $ingestion_id, $expires_at);
@@ -456,7 +466,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         store.Parameters.AddWithValue("$hash", key.RequestHash);
         store.Parameters.AddWithValue("$ingestion_id", IdBytes(ingestion.Id));
         store.Parameters.AddWithValue("$expires_at", key.ExpiresAt.ToUnixTimeMilliseconds());
-        await store.ExecuteNonQueryAsync();
+        store.ExecuteNonQuery();
         return new EnqueueResult(ingestion.Id, EnqueueOutcome.Created);
     }
 
@@ -1147,10 +1157,11 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 
         _stopping.Dispose();
 
-        if (_insertIngestion is not null)
-        {
-            await _insertIngestion.DisposeAsync();
-        }
+        // Finalized before the connection closes, which would otherwise keep it open as a zombie.
+        _insertIngestion?.Dispose();
+        _begin?.Dispose();
+        _commit?.Dispose();
+        _rollback?.Dispose();
 
         if (_writer is not null)
         {
@@ -1268,9 +1279,10 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         }
     }
 
-    private sealed record PendingEnqueue(NewIngestion Ingestion)
+    /// <summary>A request waiting for the group commit, and the promise of its outcome in one object.</summary>
+    private sealed class PendingEnqueue(NewIngestion ingestion) : TaskCompletionSource<EnqueueResult>(TaskCreationOptions.RunContinuationsAsynchronously)
     {
-        public TaskCompletionSource<EnqueueResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public NewIngestion Ingestion { get; } = ingestion;
     }
 
     private readonly record struct Candidate(long IngestionSeq, Guid IngestionId, Priority Priority, long CreatedAt, int Position, bool Requeued, int PriorAttempts = 0, int PriorThrottled = 0)
