@@ -142,4 +142,39 @@ public sealed class SqliteStoreTests : IDisposable
         Assert.Equal(1, _database.Scalar("SELECT (SELECT id FROM ingestions WHERE created_at = 1) < (SELECT id FROM ingestions WHERE created_at = 2)"));
         Assert.Equal(0, _database.Scalar("SELECT count(*) FROM ingestions WHERE typeof(id) <> 'blob' OR length(id) <> 16"));
     }
+
+    [Fact]
+    public async Task ANewDatabaseFileGetsSmallPagesAndAnExistingOneKeepsItsOwn()
+    {
+        var token = TestContext.Current.CancellationToken;
+        var options = Options.Create(new StorageOptions { ConnectionString = _database.ConnectionString });
+        await using (var store = new SqliteIngestionStore(options, NullLogger<SqliteIngestionStore>.Instance))
+        {
+            await store.InitializeAsync(token);
+        }
+
+        Assert.Equal(SqliteIngestionStore.NewFilePageSize, _database.Scalar("PRAGMA page_size"));
+        Assert.Equal(1, _database.Scalar("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"));
+
+        // A file made with SQLite's default pages (as every file before this change) is opened as it is.
+        using var older = new TempDatabase();
+        Directory.CreateDirectory(older.Folder);
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection(older.ConnectionString + ";Pooling=False"))
+        {
+            await connection.OpenAsync(token);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA page_size = 4096; CREATE TABLE made_before (x INTEGER);";
+            await command.ExecuteNonQueryAsync(token);
+        }
+
+        await using (var store = new SqliteIngestionStore(Options.Create(new StorageOptions { ConnectionString = older.ConnectionString }), NullLogger<SqliteIngestionStore>.Instance))
+        {
+            await store.InitializeAsync(token);
+            var now = DateTimeOffset.UtcNow;
+            await store.EnqueueAsync(new NewIngestion(Guid.CreateVersion7(now), Priority.Low, now, 3, [1, 2, 3]), token);
+            Assert.Equal(3, (await store.GetQueueDepthAsync(token)).Low);
+        }
+
+        Assert.Equal(4096, older.Scalar("PRAGMA page_size"));
+    }
 }

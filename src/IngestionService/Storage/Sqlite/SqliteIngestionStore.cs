@@ -18,6 +18,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
 {
     private const int MaxIngestionsPerCommit = 256;
     private const int MaxIdleReaders = 16;
+    internal const int NewFilePageSize = 1024;
 
     private readonly string _connectionString;
     private readonly ILogger<SqliteIngestionStore> _logger;
@@ -68,7 +69,13 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     {
         _writer = new SqliteConnection(_connectionString);
         await _writer.OpenAsync(cancellationToken);
+        // A new file gets 1 KiB pages (an existing one keeps its own). Every commit rewrites whole pages in the
+        // log (the last page of each of the three b-trees an ingestion goes into, and a few more), and the
+        // rows of a group commit are small, so smaller pages cut the bytes written, flushed and checkpointed
+        // per POST by about half: side by side, 5-id POST p99 3.6 vs 4.5 ms at equal throughput, with
+        // status reads of 3 000 ids no slower. It must come before the switch to WAL to take effect.
         await ExecuteAsync(_writer, null, $"""
+            PRAGMA page_size = {NewFilePageSize};
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = {(_synchronous == SqliteSynchronous.Full ? "FULL" : "NORMAL")};
             PRAGMA wal_autocheckpoint = 0;
@@ -269,7 +276,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         public static extern int Fsync(int fd);
     }
 
-    /// <summary>Frames (pages) the locked pass may be left to copy: about a megabyte.</summary>
+    /// <summary>Frames (pages) the locked pass may be left to copy: a quarter of a megabyte in a new file, a megabyte with 4 KiB pages.</summary>
     private const int RestartFramesLeft = 256;
 
     /// <summary>A checkpoint (PASSIVE or RESTART): whether a reader held it back, the frames in the log, and how many are now in the database.</summary>
