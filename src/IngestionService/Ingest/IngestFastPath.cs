@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace IngestionService.Ingest;
 
 /// <summary>
@@ -72,16 +74,45 @@ internal static class IngestFastPath
             return false;
         }
 
-        // Every id takes at least two bytes ("1,"), which bounds the count without a second pass.
-        var buffer = new int[Math.Min(maxIds, (json.Length - i) / 2 + 1)];
+        // Every id takes at least two bytes ("1,"), which bounds the count without a second pass. The ids
+        // are read into scratch space (the stack for small requests) and copied once into an exact array.
+        var capacity = Math.Min(maxIds, (json.Length - i) / 2 + 1);
+        int[]? rented = null;
+        var buffer = capacity <= StackIds ? stackalloc int[StackIds] : (rented = ArrayPool<int>.Shared.Rent(capacity));
+        try
+        {
+            var count = ReadIds(json, i + 1, buffer[..capacity], out end);
+            if (count < 0)
+            {
+                return false;
+            }
+
+            ids = buffer[..count].ToArray();
+            return true;
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<int>.Shared.Return(rented);
+            }
+        }
+    }
+
+    private const int StackIds = 128;
+
+    /// <summary>The ids after '[' up to its ']', into <paramref name="buffer"/>: how many, or -1 when the text is not such a list or has more ids than fit.</summary>
+    private static int ReadIds(ReadOnlySpan<byte> json, int i, Span<int> buffer, out int end)
+    {
+        end = i;
         var count = 0;
-        i = SkipSpace(json, i + 1);
+        i = SkipSpace(json, i);
         while (true)
         {
             // An integer without sign, fraction, exponent or leading zero, within 1 ..= 1 000 000 007.
             if (i >= json.Length || json[i] is < (byte)'1' or > (byte)'9')
             {
-                return false;
+                return -1;
             }
 
             long value = 0;
@@ -92,13 +123,13 @@ internal static class IngestFastPath
                 i++;
                 if (++digits > 10)
                 {
-                    return false;
+                    return -1;
                 }
             }
 
             if (value > IngestRequestParser.MaxId || count == buffer.Length)
             {
-                return false;
+                return -1;
             }
 
             buffer[count++] = (int)value;
@@ -111,12 +142,11 @@ internal static class IngestFastPath
 
             if (i < json.Length && json[i] == ']')
             {
-                ids = buffer.Length == count ? buffer : buffer[..count];
                 end = i + 1;
-                return true;
+                return count;
             }
 
-            return false;
+            return -1;
         }
     }
 

@@ -59,6 +59,22 @@ public sealed class IngestParserTests
         Assert.Equal(full.Outcome, parsed.Outcome);
     }
 
+    [Theory]
+    [InlineData(3000, 100_000)] // more ids than the stack holds: read into a rented buffer
+    [InlineData(3000, 2999)]    // one id too many, found on the rented buffer's last slot
+    [InlineData(128, 128)]      // exactly the stack's room
+    public void ManyIdsGiveTheSameAnswerEitherWay(int count, int maxIds)
+    {
+        var bytes = Encoding.UTF8.GetBytes($$"""{"ids":[{{string.Join(", ", Enumerable.Range(1, count))}}],"priority":"LOW"}""");
+
+        var parsed = IngestRequestParser.Parse(new ReadOnlySequence<byte>(bytes), maxIds);
+        var full = IngestRequestParser.ParseFull(new ReadOnlySequence<byte>(bytes), maxIds);
+
+        Assert.Equal(count <= maxIds ? IngestParseOutcome.Ok : IngestParseOutcome.TooLarge, full.Outcome);
+        Assert.Equal(full.Outcome, parsed.Outcome);
+        Assert.Equal(full.Ids, parsed.Ids);
+    }
+
     [Fact]
     public void ABodySplitOverSeveralSegmentsIsReadWhole()
     {
