@@ -89,7 +89,6 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
             _pageSize = Convert.ToInt64(await pageSize.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
         }
 
-
         // SQLite's own name for the file (a URI or |DataDirectory| resolved); empty when in memory.
         _walPath = string.IsNullOrEmpty(_writer.DataSource) ? null : _writer.DataSource + "-wal";
 
@@ -399,7 +398,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
                     // agree, and the running totals below follow the global order exactly. Requests racing
                     // within a millisecond or two are the only ones this can move.
                     lastCreatedAt = Math.Max(lastCreatedAt, ingestion.CreatedAt.ToUnixTimeMilliseconds());
-                    ingestion.Id.TryWriteBytes(id, bigEndian: true, out _);
+                    WriteId(ingestion.Id, id);
                     insert.Bind(1, id);
                     insert.Bind(2, priority);
                     insert.Bind(3, lastCreatedAt);
@@ -1237,7 +1236,14 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     /// An ingestion id as stored: network byte order, in which UUID version 7 ids sort by time, so a new
     /// id always goes on the last page of the id index (migration 004 reordered the older rows).
     /// </summary>
-    private static byte[] IdBytes(Guid id) => id.ToByteArray(bigEndian: true);
+    private static byte[] IdBytes(Guid id)
+    {
+        var bytes = new byte[16];
+        WriteId(id, bytes);
+        return bytes;
+    }
+
+    private static void WriteId(Guid id, Span<byte> destination) => id.TryWriteBytes(destination, bigEndian: true, out _);
 
     private static Guid ReadGuid(SqliteDataReader reader, int ordinal) => new((byte[])reader.GetValue(ordinal), bigEndian: true);
 
