@@ -109,22 +109,12 @@ public sealed class SqliteStoreTests : IDisposable
                 ;
                 INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids) VALUES ($older, 1, 1, 3, 2, x'0100000002000000'), ($newer, 1, 2, 3, 1, x'03000000');
                 INSERT INTO idempotency_keys (key, request_hash, ingestion_id, expires_at) VALUES ('nightly', $hash, $newer, 9007199254740991);
+                CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT '');
+                INSERT INTO schema_migrations (version, name) VALUES (1, '001'), (2, '002'), (3, '003');
                 """;
             command.Parameters.AddWithValue("$older", older.ToByteArray());
             command.Parameters.AddWithValue("$newer", newer.ToByteArray());
             command.Parameters.AddWithValue("$hash", requestHash);
-            await command.ExecuteNonQueryAsync(token);
-        }
-
-        // The schema table is created by the store, so version 3 is recorded the way the store would have.
-        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection(_database.ConnectionString + ";Pooling=False"))
-        {
-            await connection.OpenAsync(token);
-            await using var command = connection.CreateCommand();
-            command.CommandText = """
-                CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT '');
-                INSERT INTO schema_migrations (version, name) VALUES (1, '001'), (2, '002'), (3, '003');
-                """;
             await command.ExecuteNonQueryAsync(token);
         }
 

@@ -86,7 +86,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         await using (var pageSize = _writer.CreateCommand())
         {
             pageSize.CommandText = "PRAGMA page_size";
-            _pageSize = Convert.ToInt64(await pageSize.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+            _pageSize = (long)(await pageSize.ExecuteScalarAsync(cancellationToken))!;
         }
 
         // SQLite's own name for the file (a URI or |DataDirectory| resolved); empty when in memory.
@@ -229,8 +229,7 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
         // A passive checkpoint flushes only when it copied the whole log, so the locked pass would flush
         // every page copied since the last restart (130-160 ms of held commits with 1 000-id requests);
         // flushed here, it has the last few left.
-        FlushOpenFile(_walPath);
-        FlushOpenFile(_writer?.DataSource);
+        FlushOpenFiles(_walPath, _writer?.DataSource);
         await CheckpointAsync(connection, "PASSIVE", cancellationToken);
 
         await _writeLock.WaitAsync(cancellationToken);
@@ -253,24 +252,29 @@ public sealed partial class SqliteIngestionStore : IIngestionStore, IAsyncDispos
     }
 
     /// <summary>
-    /// fsync on a descriptor SQLite has open on the file (the database or its log), found in
-    /// <c>/proc/self/fd</c>; Linux only, elsewhere the locked pass flushes them. A descriptor of our own
-    /// would not do for the database: closing it would drop every POSIX lock this process holds on the
-    /// file, SQLite's included. One closed and reused in between only means another file is flushed.
+    /// fsync, once per file, on a descriptor SQLite has open on it (the database or its log), found in one
+    /// pass over <c>/proc/self/fd</c>; Linux only, elsewhere the locked pass flushes them. A descriptor of
+    /// our own would not do for the database: closing it would drop every POSIX lock this process holds on
+    /// the file, SQLite's included. One closed and reused in between only means another file is flushed.
     /// </summary>
-    private static void FlushOpenFile(string? path)
+    private static void FlushOpenFiles(params string?[] paths)
     {
-        if (string.IsNullOrEmpty(path) || !OperatingSystem.IsLinux())
+        var pending = new HashSet<string>(paths.Where(path => !string.IsNullOrEmpty(path))!, StringComparer.Ordinal);
+        if (pending.Count == 0 || !OperatingSystem.IsLinux())
         {
             return;
         }
 
         foreach (var descriptor in new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos())
         {
-            if (descriptor.LinkTarget == path && int.TryParse(descriptor.Name, System.Globalization.CultureInfo.InvariantCulture, out var fd))
+            if (descriptor.LinkTarget is { } target && pending.Remove(target)
+                && int.TryParse(descriptor.Name, System.Globalization.CultureInfo.InvariantCulture, out var fd))
             {
                 _ = NativeMethods.Fsync(fd);
-                return;
+                if (pending.Count == 0)
+                {
+                    return;
+                }
             }
         }
     }
