@@ -4,6 +4,9 @@
   python3 bench/bench.py http    throughput and latency of the API against a bare Kestrel baseline
   python3 bench/bench.py scale   1 000 000 ids waiting: accept and status times, memory, latency
                                  against an empty queue, restart time, and scheduling precision
+  python3 bench/bench.py compare REV
+                                 this checkout against git revision REV (built in a temporary
+                                 worktree), the http scenarios side by side: did a change cost anything?
 
 Both build Release first, start every server on a fresh database on loopback, and stop them at the
 end. Requires wrk (Debian: apt-get install wrk). Speed lives here, never in the unit tests.
@@ -31,10 +34,10 @@ BASELINE_DLL = os.path.join(ROOT, "bench/Baseline/bin/Release/net10.0/Baseline.d
 UNKNOWN_ID = "ffffffff-ffff-4fff-bfff-ffffffffffff"
 
 
-def build():
-    for project in ("src/IngestionService", "bench/Baseline"):
+def build(root=ROOT, projects=("src/IngestionService", "bench/Baseline")):
+    for project in projects:
         subprocess.run(["dotnet", "build", "-c", "Release", "--nologo", "-v", "quiet", project],
-                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+                       cwd=root, check=True, stdout=subprocess.DEVNULL)
 
 
 def free_port():
@@ -152,7 +155,7 @@ def post_script(ids):
 
 
 def warm_up(service, baseline, scenarios, max_passes=6, settled=150):
-    """Runs every scenario on both servers, pass after pass, until the service's JIT has settled: a pass
+    """Runs every scenario on both servers (or the service alone, without a baseline), pass after pass, until the service's JIT has settled: a pass
     compiles fewer than `settled` methods. Tiered compilation keeps recompiling hot code for twenty
     seconds or more under load (6 s of compiling in the first 20 s of POSTs, throughput climbing from
     6k to 19k/s meanwhile), so a run measured sooner measures the compiler, not the service. The
@@ -162,7 +165,8 @@ def warm_up(service, baseline, scenarios, max_passes=6, settled=150):
         before = service.jit_compiled()
         for _, path, script, base_path, _ in scenarios:
             wrk(service.url + path, 3, script)
-            wrk(baseline.url + base_path, 3, script)
+            if baseline is not None:
+                wrk(baseline.url + base_path, 3, script)
         compiled = service.jit_compiled() - before
         print(f"warm-up pass {passes}: the service compiled {compiled:.0f} methods", file=sys.stderr)
         if compiled < settled:
@@ -175,6 +179,20 @@ def median_run(url, seconds, rounds, script=None):
     return runs
 
 
+def http_scenarios(service):
+    """(name, path, wrk script, target ratio) of every http scenario, on a service given a 5-id and a
+    3 000-id ingestion to read; the baseline answers the same paths with constant bodies."""
+    small = submit(service, list(range(1, 6)))
+    large = submit(service, list(range(1, 3001)))
+    return [
+        ("POST /ingest, 5 ids", "/ingest", post_script(list(range(1, 6))), 0.5),
+        ("POST /ingest, 1 000 ids", "/ingest", post_script(list(range(1, 1001))), 0.25),
+        ("GET /status, 5 ids", f"/status/{small}", None, 0.6),
+        ("GET /status, 3 000 ids", f"/status/{large}", None, 0.15),
+        ("GET /status, unknown (404)", f"/status/{UNKNOWN_ID}", None, 0.7),
+    ]
+
+
 def http_bench(args):
     build()
     data = tempfile.mkdtemp(prefix="bench-http-")
@@ -183,15 +201,7 @@ def http_bench(args):
     service.start()
     baseline.start()
     try:
-        small = submit(service, list(range(1, 6)))
-        large = submit(service, list(range(1, 3001)))
-        scenarios = [
-            ("POST /ingest, 5 ids", "/ingest", post_script(list(range(1, 6))), "/ingest", 0.5),
-            ("POST /ingest, 1 000 ids", "/ingest", post_script(list(range(1, 1001))), "/ingest", 0.25),
-            ("GET /status, 5 ids", f"/status/{small}", None, f"/status/{small}", 0.6),
-            ("GET /status, 3 000 ids", f"/status/{large}", None, f"/status/{large}", 0.15),
-            ("GET /status, unknown (404)", f"/status/{UNKNOWN_ID}", None, f"/status/{UNKNOWN_ID}", 0.7),
-        ]
+        scenarios = [(name, path, script, path, target) for name, path, script, target in http_scenarios(service)]
         passes, compiled = warm_up(service, baseline, scenarios)
 
         print(f"\nwrk -t2 -c32, {args.seconds} s per run, {args.rounds} alternating rounds, medians; "
@@ -221,6 +231,50 @@ def http_bench(args):
         service.stop()
         baseline.stop()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def compare_bench(args):
+    """This checkout's service against the same service at git revision `args.revision`, built in a
+    temporary worktree: both on fresh databases, warmed up alike, then every http scenario in alternating
+    rounds. The ratio this/REV is what a change cost or gained; the machine's noise hits both sides."""
+    build(projects=("src/IngestionService",))
+    worktree = tempfile.mkdtemp(prefix="bench-compare-")
+    subprocess.run(["git", "worktree", "add", "--detach", worktree, args.revision], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers, folders = [], []
+    try:
+        build(worktree, ("src/IngestionService",))
+        other_dll = os.path.join(worktree, os.path.relpath(SERVICE_DLL, ROOT))
+        for name, dll in ((args.revision, other_dll), ("this", SERVICE_DLL)):
+            folders.append(tempfile.mkdtemp(prefix=f"bench-compare-{name}-"))
+            servers.append(Server(dll, {"Logging:LogLevel:Default": "Warning"}, data_dir=folders[-1], name=name))
+            servers[-1].start()
+        scenarios = [http_scenarios(server) for server in servers]
+        for server, own in zip(servers, scenarios):
+            # Each server has its own ingestion ids, so each warms up on its own paths.
+            warm_up(server, None, [(n, p, s, p, t) for n, p, s, t in own], max_passes=4)
+
+        print(f"\n{args.revision} vs this checkout: wrk -t2 -c32, {args.seconds} s per run, {args.rounds} "
+              f"alternating rounds, medians; {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}\n")
+        print(f"| scenario | {args.revision} req/s | this req/s | this / {args.revision} | {args.revision} p99 ms | this p99 ms |")
+        print("|" + "---|" * 6)
+        for i, (name, *_rest) in enumerate(scenarios[0]):
+            runs = ([], [])
+            for round_ in range(args.rounds):  # alternate, and swap who goes first, so both see the same machine
+                for side in ((0, 1) if round_ % 2 == 0 else (1, 0)):
+                    _, path, script, _ = scenarios[side][i]
+                    runs[side].append(wrk(servers[side].url + path, args.seconds, script))
+            rps = [statistics.median(r[0] for r in side) for side in runs]
+            p99 = [statistics.median(r[2] for r in side) for side in runs]
+            print(f"| {name} | {rps[0]:,.0f} | {rps[1]:,.0f} | {rps[1] / rps[0]:.2f} | {p99[0]:.2f} | {p99[1]:.2f} |")
+        print(f"\nresident memory after the run: {args.revision} {servers[0].rss_mb():.0f} MB, this {servers[1].rss_mb():.0f} MB")
+    finally:
+        for server in servers:
+            server.stop()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        subprocess.run(["git", "worktree", "remove", "--force", worktree], cwd=ROOT, check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def lateness(windows, window_seconds):
@@ -321,13 +375,16 @@ def scale_bench(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=["http", "scale"])
+    parser.add_argument("scenario", choices=["http", "scale", "compare"])
+    parser.add_argument("revision", nargs="?", help="compare: the git revision to measure this checkout against")
     parser.add_argument("--seconds", type=int, default=10, help="length of one wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (medians are quoted)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
-    (http_bench if args.scenario == "http" else scale_bench)(args)
+    if args.scenario == "compare" and not args.revision:
+        sys.exit("compare needs a git revision to measure against, for example: python3 bench/bench.py compare HEAD~1")
+    {"http": http_bench, "scale": scale_bench, "compare": compare_bench}[args.scenario](args)
 
 
 if __name__ == "__main__":

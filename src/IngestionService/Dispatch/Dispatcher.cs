@@ -1,5 +1,6 @@
 using IngestionService.Ingest;
 using IngestionService.Observability;
+using IngestionService.Scheduling;
 using IngestionService.Storage;
 using IngestionService.Upstream;
 using Microsoft.Extensions.Options;
@@ -10,36 +11,35 @@ namespace IngestionService.Dispatch;
 /// The one loop that talks to the upstream. Each iteration admits one window: it waits until the rate
 /// limiter allows the next start (at least <see cref="IngestionOptions.Window"/> after the previous
 /// start, and never before the previous window's fetches are done, because the loop is sequential),
-/// claims up to <see cref="IngestionOptions.BatchSize"/> next ids from the store in the global order,
+/// claims up to the limit in force (<see cref="LimitInForce"/>) of next ids from the store in the global order,
 /// fetches them concurrently and stores the results. When nothing waits it parks until an ingestion
 /// is committed, so an idle service starts the first window the moment work arrives; on a store shared
-/// by several processes it also looks again every <see cref="IIngestionStore.PollInterval"/>. The
-/// limiter's decision is the store's (<see cref="IIngestionStore.ClaimWindowAsync"/>), so several
+/// by several processes it also looks again every <see cref="IQueueStore.PollInterval"/>. The
+/// limiter's decision is the store's (<see cref="IQueueStore.ClaimWindowAsync"/>), so several
 /// processes on one database share one limit.
 /// </summary>
 public sealed partial class Dispatcher(
-    IIngestionStore store,
+    IQueueStore store,
     IUpstreamClient upstream,
     RetryPolicy retryPolicy,
     DispatchSignal signal,
+    AdmissionBound bound,
     TimeProvider clock,
     IOptions<IngestionOptions> options,
     IOptions<UpstreamOptions> upstreamOptions,
+    LimitInForce limits,
     ILogger<Dispatcher> logger,
     IngestionMetrics? metrics = null) : BackgroundService
 {
     private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
 
-    private readonly int _batchSize = options.Value.BatchSize;
-    private readonly TimeSpan _window = options.Value.Window;
-    private readonly WindowSpacing _spacing = new(options.Value.Window, upstreamOptions.Value.EffectiveSpaceFromAnswers);
+    private readonly WindowSpacing _configured = new(options.Value.Window, upstreamOptions.Value.EffectiveSpaceFromAnswers);
     private readonly TimeSpan _shutdownTimeout = options.Value.ShutdownTimeout;
 
     // Fetches are not cut off the moment the service is asked to stop: the window in flight may finish
     // within ShutdownTimeout, so its results are stored and nothing is left running for a restart.
     // Not disposed: the host may ask to stop after disposing, and an undisposed source holds nothing.
     private readonly CancellationTokenSource _abortFetches = new();
-    private DateTimeOffset _notBefore = DateTimeOffset.MinValue;
     private volatile Task? _parkedOn;
     private Task? _wakeUp;
     private ITimer? _dueTimer;
@@ -52,12 +52,11 @@ public sealed partial class Dispatcher(
     internal Task? ParkedOn => _parkedOn;
 
     /// <summary>The earliest moment this process may start its next window; the store may still say later.</summary>
-    public DateTimeOffset NextWindowNotBefore => _notBefore;
-
+    public DateTimeOffset NextWindowNotBefore => bound.NotBefore;
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        metrics?.ObserveNextAdmission(() => Math.Max(0, (_notBefore - clock.GetUtcNow()).TotalSeconds));
+        metrics?.ObserveNextAdmission(() => Math.Max(0, (bound.NotBefore - clock.GetUtcNow()).TotalSeconds));
         await base.StartAsync(cancellationToken);
     }
 
@@ -107,19 +106,27 @@ public sealed partial class Dispatcher(
         // is a little after the claim's commit; the store's limiter then decides for every process.
         // A loop, because timers may fire a little early (they count whole milliseconds on their own
         // clock): the limit is checked against the clock itself, never against the timer's word.
-        for (var now = clock.GetUtcNow(); now < _notBefore; now = clock.GetUtcNow())
+        for (var now = clock.GetUtcNow(); now < bound.NotBefore; now = clock.GetUtcNow())
         {
-            await ParkAsync(Task.Delay(CeilingToMillisecond(_notBefore - now), clock, cancellationToken));
+            await ParkAsync(Task.Delay(Milliseconds.Ceiling(bound.NotBefore - now), clock, cancellationToken));
         }
 
-        var claim = await store.ClaimWindowAsync(clock.GetUtcNow(), _batchSize, _spacing, cancellationToken);
+        var claim = await store.ClaimWindowAsync(limits.Configured.BatchSize, _configured, cancellationToken);
+        limits.Apply(claim.Override, claim.LimitVersion);
+        var applied = claim.Override ?? limits.Configured; // what this window was admitted under, whatever changes next
+        if (claim.Expired > 0)
+        {
+            metrics?.IdsCancelled(claim.Expired, CancelReason.Expired);
+            LogExpired(logger, claim.Expired);
+        }
+
         if (claim.Window is not { } window)
         {
             if (claim.RetryAfter is { } retryAfter)
             {
                 // The limiter said not yet: new work cannot change that, only time can.
-                _notBefore = clock.GetUtcNow() + retryAfter;
-                await ParkAsync(Task.Delay(CeilingToMillisecond(retryAfter), clock, cancellationToken));
+                bound.Set(clock.GetUtcNow() + retryAfter);
+                await ParkAsync(Task.Delay(Milliseconds.Ceiling(retryAfter), clock, cancellationToken));
             }
             else
             {
@@ -143,7 +150,9 @@ public sealed partial class Dispatcher(
 
         // Measured again once the calls are on their way (a first call can spend a while getting there: a
         // connection to open, code to compile): this process's next window is spaced from here.
-        _notBefore = clock.GetUtcNow() + _window;
+        var sent = new LimiterFacts(clock.GetUtcNow());
+        var spacing = _configured with { Window = applied.Window };
+        bound.Set(AdmissionRule.NotBefore(sent, spacing));
         LogWindowStarted(logger, window.Seq, window.StartedAt, new WindowItemsText(window.Items));
         metrics?.WindowStarted(window);
 
@@ -156,13 +165,11 @@ public sealed partial class Dispatcher(
             // Looked at call by call below.
         }
 
-        if (_spacing.FromFinish)
-        {
-            // Every call has been answered, so every call has reached the upstream: a window from here on
-            // cannot land within Window of this one in the upstream's own count, however slow the way there was.
-            var afterAnswers = clock.GetUtcNow() + _window;
-            _notBefore = afterAnswers > _notBefore ? afterAnswers : _notBefore;
-        }
+        // Every call has been answered, so every call has reached the upstream: spaced from the answers, a
+        // window from here on cannot land within Window of this one in the upstream's own count.
+        var answeredAt = clock.GetUtcNow();
+        var answered = sent with { LastFinish = answeredAt };
+        bound.Set(AdmissionRule.NotBefore(answered, spacing));
 
         if (_abortFetches.IsCancellationRequested && fetches.Any(fetch => !fetch.IsCompletedSuccessfully))
         {
@@ -175,9 +182,10 @@ public sealed partial class Dispatcher(
         }
 
         var outcome = Decide(window, fetches);
+        DateTimeOffset finishedAt;
         try
         {
-            await store.CompleteWindowAsync(window, outcome, CancellationToken.None);
+            finishedAt = await store.CompleteWindowAsync(window, outcome, CancellationToken.None);
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
@@ -192,13 +200,13 @@ public sealed partial class Dispatcher(
         if (outcome.Pause is { } pause)
         {
             // The upstream said its quota is gone: no window until it said to come back, here as in the store.
-            var pausedUntil = outcome.FinishedAt + pause;
-            _notBefore = pausedUntil > _notBefore ? pausedUntil : _notBefore;
+            var pausedUntil = Milliseconds.Ceiling(answeredAt + pause);
+            bound.Set(AdmissionRule.NotBefore(answered with { PausedUntil = pausedUntil }, spacing));
             LogUpstreamPaused(logger, window.Seq, pausedUntil);
         }
 
         metrics?.WindowFinished(outcome);
-        LogWindowCompleted(logger, window.Seq, window.StartedAt, outcome.FinishedAt, new WindowItemsText(window.Items));
+        LogWindowCompleted(logger, window.Seq, window.StartedAt, finishedAt, new WindowItemsText(window.Items));
         return window;
     }
 
@@ -238,7 +246,7 @@ public sealed partial class Dispatcher(
             }
         }
 
-        return new WindowOutcome(outcomes, CeilingToMillisecond(clock.GetUtcNow()), pause);
+        return new WindowOutcome(outcomes, pause);
     }
 
     /// <summary>Hands back the window whose answers could not be stored; keeps it to try again if that fails too.</summary>
@@ -286,7 +294,7 @@ public sealed partial class Dispatcher(
     private void WakeAfter(TimeSpan delay)
     {
         _dueTimer?.Dispose();
-        _dueTimer = clock.CreateTimer(static state => ((DispatchSignal)state!).Notify(), signal, CeilingToMillisecond(delay), Timeout.InfiniteTimeSpan);
+        _dueTimer = clock.CreateTimer(static state => ((DispatchSignal)state!).Notify(), signal, Milliseconds.Ceiling(delay), Timeout.InfiniteTimeSpan);
     }
 
     public override void Dispose()
@@ -331,15 +339,6 @@ public sealed partial class Dispatcher(
         }
     }
 
-    private static TimeSpan CeilingToMillisecond(TimeSpan duration) =>
-        TimeSpan.FromTicks((duration.Ticks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond * TimeSpan.TicksPerMillisecond);
-
-    private static DateTimeOffset CeilingToMillisecond(DateTimeOffset time)
-    {
-        var remainder = time.UtcTicks % TimeSpan.TicksPerMillisecond;
-        return remainder == 0 ? time : time.AddTicks(TimeSpan.TicksPerMillisecond - remainder);
-    }
-
     /// <summary>A window's ids for the log line, formatted only if the line is written.</summary>
     private readonly record struct WindowItemsText(IReadOnlyList<WindowItem> Items)
     {
@@ -347,27 +346,30 @@ public sealed partial class Dispatcher(
             string.Join(", ", Items.Select(item => $"{item.Id} ({item.Priority.ToWire()} {item.IngestionId}#{item.Position})"));
     }
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Window {WindowSeq} started at {StartedAt:O}: {Items}")]
+    [LoggerMessage(EventId = LogEvents.WindowStarted, Level = LogLevel.Debug, Message = "Window {WindowSeq} started at {StartedAt:yyyy-MM-ddTHH:mm:ss.fffZ}: {Items}")]
     private static partial void LogWindowStarted(ILogger logger, long windowSeq, DateTimeOffset startedAt, WindowItemsText items);
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Window {WindowSeq} started {StartedAt:O} finished {FinishedAt:O}: {Items}")]
+    [LoggerMessage(EventId = LogEvents.WindowCompleted, Level = LogLevel.Information, Message = "Window {WindowSeq} started {StartedAt:yyyy-MM-ddTHH:mm:ss.fffZ} finished {FinishedAt:yyyy-MM-ddTHH:mm:ss.fffZ}: {Items}")]
     private static partial void LogWindowCompleted(ILogger logger, long windowSeq, DateTimeOffset startedAt, DateTimeOffset finishedAt, WindowItemsText items);
 
-    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "The upstream client threw for id {Id} in window {WindowSeq}; counted as a failed call")]
+    [LoggerMessage(EventId = LogEvents.FetchThrew, Level = LogLevel.Error, Message = "The upstream client threw for id {Id} in window {WindowSeq}; counted as a failed call")]
     private static partial void LogFetchThrew(ILogger logger, Exception exception, int id, long windowSeq);
 
-    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Id {Id} in window {WindowSeq}: {State} after attempt {Attempts}: {Error}")]
+    [LoggerMessage(EventId = LogEvents.FetchFailed, Level = LogLevel.Warning, Message = "Id {Id} in window {WindowSeq}: {State} after attempt {Attempts}: {Error}")]
     private static partial void LogFetchFailed(ILogger logger, int id, long windowSeq, FetchState state, string? error, int attempts);
 
-    [LoggerMessage(EventId = 7, Level = LogLevel.Error, Message = "The answers of window {WindowSeq} could not be stored; its ids go back to the queue")]
+    [LoggerMessage(EventId = LogEvents.CompleteFailed, Level = LogLevel.Error, Message = "The answers of window {WindowSeq} could not be stored; its ids go back to the queue")]
     private static partial void LogCompleteFailed(ILogger logger, Exception exception, long windowSeq);
 
-    [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "Window {WindowSeq} could not be handed back to the queue; trying again")]
+    [LoggerMessage(EventId = LogEvents.HandBackFailed, Level = LogLevel.Error, Message = "Window {WindowSeq} could not be handed back to the queue; trying again")]
     private static partial void LogHandBackFailed(ILogger logger, Exception exception, long windowSeq);
 
-    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "The upstream throttled window {WindowSeq}: no window starts before {PausedUntil:O}")]
+    [LoggerMessage(EventId = LogEvents.UpstreamPaused, Level = LogLevel.Warning, Message = "The upstream throttled window {WindowSeq}: no window starts before {PausedUntil:yyyy-MM-ddTHH:mm:ss.fffZ}")]
     private static partial void LogUpstreamPaused(ILogger logger, long windowSeq, DateTimeOffset pausedUntil);
 
-    [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Dispatching failed; trying again in {Backoff}")]
+    [LoggerMessage(EventId = LogEvents.IdsExpired, Level = LogLevel.Information, Message = "{IdCount} ids expired unstarted: their ingestions' not_after had passed, so no call is spent on them")]
+    private static partial void LogExpired(ILogger logger, int idCount);
+
+    [LoggerMessage(EventId = LogEvents.DispatchFailed, Level = LogLevel.Error, Message = "Dispatching failed; trying again in {Backoff}")]
     private static partial void LogDispatchFailed(ILogger logger, Exception exception, TimeSpan backoff);
 }

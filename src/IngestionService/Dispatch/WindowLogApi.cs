@@ -9,18 +9,18 @@ namespace IngestionService.Dispatch;
 public static class WindowLogApi
 {
     public const int DefaultLimit = 30;
-    public const int MaxLimit = ListLimit.Max;
 
     public static IEndpointRouteBuilder MapWindowLogApi(this IEndpointRouteBuilder app)
     {
         app.MapGet("/windows", GetWindowsAsync)
             .WithName("GetWindows")
+            .WithTags(ApiSections.QueueAndWindows)
             .WithSummary("The newest windows, newest first: their ids, ingestions, start and finish.");
         return app;
     }
 
     public static async Task<Results<Ok<WindowLog>, ValidationProblem>> GetWindowsAsync(
-        IIngestionStore store,
+        IQueueReader store,
         CancellationToken cancellationToken,
         string? limit = null)
     {
@@ -35,7 +35,7 @@ public static class WindowLogApi
             window.StartedAt.UtcDateTime,
             window.FinishedAt?.UtcDateTime,
             window.State.ToString().ToLowerInvariant(),
-            [.. window.Items.Select(item => new WindowItemView(item.IngestionId, item.Priority, item.FirstPosition, item.Ids))],
+            [.. window.Items.Select(item => new WindowItemView(item.IngestionId, item.Priority, item.FirstPosition, item.Ids, item.Marks))],
             window.PausedUntil?.UtcDateTime))]));
     }
 }
@@ -51,4 +51,15 @@ public sealed record WindowView(
     IReadOnlyList<WindowItemView> Items,
     [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] DateTime? PausedUntil = null);
 
-public sealed record WindowItemView(Guid IngestionId, Priority Priority, int FirstPosition, int[] Ids);
+/// <summary>The ids one window took from one ingestion.</summary>
+/// <param name="IngestionId">The ingestion they belong to.</param>
+/// <param name="Priority">Its priority when the window took them.</param>
+/// <param name="FirstPosition">The position of the first of them in the ingestion's ids (0-based); the others follow it.</param>
+/// <param name="Ids">The ids, in the ingestion's order.</param>
+/// <param name="Outcomes">Once the window completed, what each call came to, in the order of <see cref="Ids"/>: succeeded, retrying (failed, called again later), failed (for good) or throttled (refused for quota, called again after the pause). Absent while the window runs, when it was abandoned, and for windows stored before outcomes were kept.</param>
+public sealed record WindowItemView(
+    Guid IngestionId,
+    Priority Priority,
+    int FirstPosition,
+    int[] Ids,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<CallMark>? Outcomes = null);

@@ -1,15 +1,5 @@
 using System.Globalization;
-using System.Text.Json;
-using System.Text.Json.Serialization;
-using IngestionService.Dashboard;
-using IngestionService.Dispatch;
-using IngestionService.Ingest;
-using IngestionService.Storage;
-using IngestionService.Storage.Postgres;
-using IngestionService.Storage.Sqlite;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
-using Npgsql;
 
 namespace IngestionService.Hosting;
 
@@ -45,68 +35,54 @@ public static class HostingExtensions
         return builder;
     }
 
-    /// <summary>The endpoints' JSON (snake_case, source-generated) and the submit path.</summary>
-    public static IServiceCollection AddIngestionApi(this IServiceCollection services)
+    /// <summary>
+    /// Answers that routing gives without reaching a handler (an unknown route, a method the route does
+    /// not take, a body that is not JSON) as problem+json that says what to send instead.
+    /// </summary>
+    /// <summary>What every 415 says: the one media type to send, and what came instead.</summary>
+    public static string NotJson(HttpRequest request) =>
+        $"Send the body as JSON with 'Content-Type: application/json' (got '{request?.ContentType ?? "no content type"}').";
+
+    public static WebApplication UseProblemStatusPages(this WebApplication app)
     {
-        services.AddOptions<IngestionOptions>().BindConfiguration(IngestionOptions.SectionName).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<IngestionOptions>, IngestionOptionsValidator>();
-        services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<IngestionSubmitter>();
-        services.AddSingleton<Backpressure>();
-        services.AddSingleton<StatusCache>();
-        services.ConfigureHttpJsonOptions(json =>
+        app.UseStatusCodePages(async context =>
         {
-            json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
-            json.SerializerOptions.TypeInfoResolverChain.Insert(0, IngestionJsonContext.Default);
+            var http = context.HttpContext;
+            var request = http.Request;
+            var detail = http.Response.StatusCode switch
+            {
+                StatusCodes.Status415UnsupportedMediaType => NotJson(request),
+                StatusCodes.Status405MethodNotAllowed =>
+                    $"{request.Method} {request.Path} is not served; this route takes {http.Response.Headers.Allow}.",
+                StatusCodes.Status404NotFound =>
+                    $"Nothing is served at {request.Method} {request.Path}. The API is POST /ingest and GET /status/{{ingestion_id}}; /docs lists every route.",
+                _ => null,
+            };
+            await http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+            {
+                HttpContext = http,
+                ProblemDetails = { Status = http.Response.StatusCode, Detail = detail },
+            });
         });
-        return services;
+        return app;
     }
 
-    /// <summary>The durable store named by <c>Storage:Provider</c>.</summary>
-    public static IServiceCollection AddStorage(this IServiceCollection services)
+    /// <summary>
+    /// <c>HEAD</c> answers wherever <c>GET</c> does (monitors and link checkers send it): it is routed as a
+    /// <c>GET</c>, and Kestrel, which still knows the request was a <c>HEAD</c>, sends the headers only.
+    /// It must come before <c>UseRouting</c>.
+    /// </summary>
+    public static WebApplication UseHeadAsGet(this WebApplication app)
     {
-        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>();
-        services.AddSingleton<IIngestionStore>(provider =>
+        app.Use((context, next) =>
         {
-            var storage = provider.GetRequiredService<IOptions<StorageOptions>>().Value;
-            return storage.IsPostgres
-                ? ActivatorUtilities.CreateInstance<PostgresIngestionStore>(provider, provider.GetRequiredService<NpgsqlDataSource>())
-                : ActivatorUtilities.CreateInstance<SqliteIngestionStore>(provider);
+            if (HttpMethods.IsHead(context.Request.Method))
+            {
+                context.Request.Method = HttpMethods.Get;
+            }
+
+            return next(context);
         });
-
-        // One pool for the process, built only when PostgreSQL is chosen; the container disposes it after the store.
-        services.AddSingleton(provider => PostgresIngestionStore.CreateDataSource(provider.GetRequiredService<IOptions<StorageOptions>>().Value.ConnectionString));
-        return services;
-    }
-
-    /// <summary>The rate-limited loop that fetches ids from the upstream.</summary>
-    public static IServiceCollection AddDispatcher(this IServiceCollection services)
-    {
-        services.AddSingleton<DispatchSignal>();
-        services.AddSingleton<Dispatcher>();
-        services.AddHostedService(provider => provider.GetRequiredService<Dispatcher>());
-
-        // The host must wait for the window in flight to finish (Ingestion:ShutdownTimeout) before giving up.
-        services.AddOptions<HostOptions>().Configure<IOptions<IngestionOptions>>((host, ingestion) =>
-            host.ShutdownTimeout = ingestion.Value.ShutdownTimeout + TimeSpan.FromSeconds(5));
-        return services;
-    }
-
-    /// <summary>Creates the schema and recovers what a stopped process left running, before the first request.</summary>
-    public static async Task InitializeStorageAsync(this WebApplication app)
-    {
-        // Options are validated before anything touches the disk, so a bad setting fails with its own message.
-        _ = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value;
-        await app.Services.GetRequiredService<IIngestionStore>().InitializeAsync(app.Lifetime.ApplicationStopping);
+        return app;
     }
 }
-
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
-[JsonSerializable(typeof(IngestAccepted))]
-[JsonSerializable(typeof(IngestionStatus))]
-[JsonSerializable(typeof(WindowLog))]
-[JsonSerializable(typeof(QueueView))]
-[JsonSerializable(typeof(IngestionList))]
-[JsonSerializable(typeof(IngestionResults))]
-internal sealed partial class IngestionJsonContext : JsonSerializerContext;

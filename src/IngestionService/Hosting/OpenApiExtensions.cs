@@ -21,6 +21,7 @@ public static class OpenApiExtensions
                     Description = "Submit ids with a priority; they are fetched from a rate-limited upstream (3 ids per 5 s by default), "
                         + "HIGH before MEDIUM before LOW, oldest first. Every error is application/problem+json.",
                 };
+                AddOperations(document);
                 return Task.CompletedTask;
             });
             options.AddOperationTransformer((operation, context, _) =>
@@ -50,8 +51,76 @@ public static class OpenApiExtensions
     public static IEndpointRouteBuilder MapApiDocumentation(this IEndpointRouteBuilder app)
     {
         app.MapOpenApi();
-        app.MapScalarApiReference("/docs", options => options.WithTitle("Ingestion service"));
+        app.MapScalarApiReference("/docs", options =>
+        {
+            options.WithTitle("Ingestion service");
+
+            // A self-hosted tool's reference: no AI chat, no SDK generation or deploy toolbar, no MCP, no telemetry.
+            options.ShowDeveloperTools = DeveloperToolsVisibility.Never;
+            options.Agent = new ScalarAgentOptions { Disabled = true };
+            options.Mcp = new ScalarMcpOptions { Disabled = true };
+            options.Telemetry = false;
+        });
         return app;
+    }
+
+    /// <summary>
+    /// The probes and the metrics, which are middleware endpoints the document cannot see by itself,
+    /// described by hand under <see cref="ApiSections.Operations"/>.
+    /// </summary>
+    private static void AddOperations(OpenApiDocument document)
+    {
+        document.Paths ??= [];
+        document.Tags ??= new HashSet<OpenApiTag>();
+        document.Tags.Add(new OpenApiTag { Name = ApiSections.Operations, Description = "Probes for the platform and metrics for monitoring." });
+
+        // The sections in reading order, whatever order the routes gave them.
+        document.Tags = new SortedSet<OpenApiTag>(document.Tags, Comparer<OpenApiTag>.Create((a, b) =>
+            Array.IndexOf(ApiSections.InReadingOrder, a.Name) is var x && Array.IndexOf(ApiSections.InReadingOrder, b.Name) is var y && x != y
+                ? x.CompareTo(y)
+                : string.CompareOrdinal(a.Name, b.Name)));
+        var health = new OpenApiSchema
+        {
+            Type = JsonSchemaType.Object,
+            Properties = new Dictionary<string, IOpenApiSchema>
+            {
+                ["status"] = new OpenApiSchema { Type = JsonSchemaType.String, Description = "Healthy, Degraded or Unhealthy." },
+                ["checks"] = new OpenApiSchema { Type = JsonSchemaType.Object, Description = "Each check's status and, when it fails, why." },
+            },
+        };
+        void Add(string path, string id, string summary, string okDescription, string? failedDescription, string mediaType, IOpenApiSchema schema)
+        {
+            var responses = new OpenApiResponses
+            {
+                ["200"] = new OpenApiResponse { Description = okDescription, Content = new Dictionary<string, OpenApiMediaType> { [mediaType] = new() { Schema = schema } } },
+            };
+            if (failedDescription is not null)
+            {
+                responses["503"] = new OpenApiResponse { Description = failedDescription, Content = new Dictionary<string, OpenApiMediaType> { [mediaType] = new() { Schema = schema } } };
+            }
+
+            document.Paths[path] = new OpenApiPathItem
+            {
+                Operations = new Dictionary<HttpMethod, OpenApiOperation>
+                {
+                    [HttpMethod.Get] = new()
+                    {
+                        OperationId = id,
+                        Summary = summary,
+                        Tags = new HashSet<OpenApiTagReference> { new(ApiSections.Operations, document) },
+                        Responses = responses,
+                    },
+                },
+            };
+        }
+
+        Add("/health/live", "GetLiveness", "Liveness: 200 while the process answers.", "The process answers.", null, "application/json", health);
+        Add("/health/ready", "GetReadiness", "Readiness: 200 when the store answers on a fresh connection and the dispatcher runs.",
+            "Ready for traffic.", "Not ready; `checks` says which check failed and why.", "application/json", health);
+        Add("/health", "GetHealth", "The same as /health/ready, for clients and load balancers that try /health first.",
+            "Ready for traffic.", "Not ready; `checks` says which check failed and why.", "application/json", health);
+        Add("/metrics", "GetMetrics", "Metrics in the Prometheus text format: queue depth, windows, fetches, failures, pauses, the compliance figure.",
+            "The current metrics.", null, "text/plain", new OpenApiSchema { Type = JsonSchemaType.String });
     }
 
     private static void DescribeIngest(OpenApiOperation operation)
@@ -115,4 +184,16 @@ public static class OpenApiExtensions
             concrete.Description = description;
         }
     }
+}
+
+/// <summary>The sections of the API reference, named for what a user does rather than for the classes behind them.</summary>
+public static class ApiSections
+{
+    public const string SubmitAndTrack = "Submit and track";
+    public const string Results = "Results";
+    public const string QueueAndWindows = "Queue and windows";
+    public const string Control = "Queue control";
+    public const string Operations = "Operations";
+
+    public static readonly string[] InReadingOrder = [SubmitAndTrack, Results, QueueAndWindows, Control, Operations];
 }

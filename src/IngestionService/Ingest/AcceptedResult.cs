@@ -3,12 +3,12 @@ using Microsoft.AspNetCore.Http.Metadata;
 namespace IngestionService.Ingest;
 
 /// <summary>
-/// The 202 of <c>POST /ingest</c>: <c>{"ingestion_id":"…"}</c> with <c>Location: /status/…</c>, written as
+/// The 202 (or the configured <c>Ingestion:AcceptedStatusCode</c>) of <c>POST /ingest</c>: <c>{"ingestion_id":"…"}</c> with <c>Location: /status/…</c>, written as
 /// bytes in one go. Only the id varies, so building it costs a fraction of
 /// what the JSON serializer and the framework's <c>Accepted&lt;T&gt;</c> (which also looks up a logger per
 /// request) do on the busiest path of the service.
 /// </summary>
-public sealed class AcceptedResult(Guid ingestionId) : IResult, IEndpointMetadataProvider, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<IngestAccepted>
+public sealed class AcceptedResult(Guid ingestionId, int statusCode = StatusCodes.Status202Accepted) : IResult, IEndpointMetadataProvider, IStatusCodeHttpResult, IValueHttpResult, IValueHttpResult<IngestAccepted>
 {
     private static readonly byte[] Prefix = "{\"ingestion_id\":\""u8.ToArray();
     private static readonly byte[] Suffix = "\"}"u8.ToArray();
@@ -20,7 +20,7 @@ public sealed class AcceptedResult(Guid ingestionId) : IResult, IEndpointMetadat
 
     object? IValueHttpResult.Value => Value;
 
-    public int? StatusCode => StatusCodes.Status202Accepted;
+    public int? StatusCode => statusCode;
 
     /// <summary>The status address, as the <c>Location</c> header gives it.</summary>
     public string Location => "/status/" + ingestionId.ToString();
@@ -29,7 +29,7 @@ public sealed class AcceptedResult(Guid ingestionId) : IResult, IEndpointMetadat
     {
         ArgumentNullException.ThrowIfNull(httpContext);
         var response = httpContext.Response;
-        response.StatusCode = StatusCodes.Status202Accepted;
+        response.StatusCode = statusCode;
         response.ContentType = "application/json; charset=utf-8";
         response.Headers.Location = Location;
 

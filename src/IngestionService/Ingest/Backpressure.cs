@@ -11,36 +11,37 @@ public readonly record struct BackpressureVerdict(bool Accepted, TimeSpan RetryA
 }
 
 /// <summary>
-/// <c>Ingestion:MaxBacklog</c>: refuses new work while the queue, with the new ids, would take longer than
-/// that to drain at the rate limit. The drain time is the wait for the next admission (a pause the
-/// upstream asked for included) plus one <c>Window</c> per <c>BatchSize</c> ids waiting; the Retry-After
-/// is how long until enough of the queue has drained for the request to fit.
+/// <c>Ingestion:MaxBacklog</c>: refuses a request while the work ahead of it in the global order (the ids
+/// waiting at its own priority and above: less urgent work waits behind it), with its own ids, would take
+/// longer than that to drain at the rate limit. The drain time is the wait for the next admission plus
+/// one <c>Window</c> per <c>BatchSize</c> of those ids; the Retry-After is how long until enough of that
+/// work has drained for the request to fit.
 /// </summary>
-public sealed class Backpressure(IIngestionStore store, Dispatcher dispatcher, TimeProvider clock, IOptions<IngestionOptions> options)
+public sealed class Backpressure(IQueueReader store, AdmissionBound admission, TimeProvider clock, IOptions<IngestionOptions> options, LimitInForce limits)
 {
     private readonly TimeSpan? _maxBacklog = options.Value.MaxBacklog;
-    private readonly int _batchSize = options.Value.BatchSize;
-    private readonly TimeSpan _window = options.Value.Window;
 
     public bool Enabled => _maxBacklog is not null;
 
-    public async ValueTask<BackpressureVerdict> CheckAsync(int newIds, CancellationToken cancellationToken)
+    public async ValueTask<BackpressureVerdict> CheckAsync(Priority priority, int newIds, CancellationToken cancellationToken)
     {
         if (_maxBacklog is not { } maxBacklog)
         {
             return BackpressureVerdict.Accept;
         }
 
-        var alone = WindowsFor(newIds) * _window;
+        var limit = limits.Current;
+        var alone = WindowsFor(newIds, limit) * limit.Window;
         if (alone > maxBacklog)
         {
             return new BackpressureVerdict(false, TimeSpan.Zero, alone, NeverFits: true);
         }
 
-        var waiting = (await store.GetQueueDepthAsync(cancellationToken)).Total;
+        var waiting = (await store.GetQueueDepthAsync(cancellationToken)).UpTo(priority);
+
         var now = clock.GetUtcNow();
-        var untilAdmission = dispatcher.NextWindowNotBefore > now ? dispatcher.NextWindowNotBefore - now : TimeSpan.Zero;
-        var drain = untilAdmission + (WindowsFor(waiting + newIds) * _window);
+        var untilAdmission = admission.NotBeforeFrom(now) - now;
+        var drain = untilAdmission + (WindowsFor(waiting + newIds, limit) * limit.Window);
         if (drain <= maxBacklog)
         {
             return BackpressureVerdict.Accept;
@@ -51,5 +52,5 @@ public sealed class Backpressure(IIngestionStore store, Dispatcher dispatcher, T
         return new BackpressureVerdict(false, retryAfter, drain, NeverFits: false);
     }
 
-    private long WindowsFor(long ids) => (ids + _batchSize - 1) / _batchSize;
+    private static long WindowsFor(long ids, Scheduling.RateLimit limit) => (ids + limit.BatchSize - 1) / limit.BatchSize;
 }

@@ -7,8 +7,7 @@ namespace IngestionService.Ingest;
 /// Batch ids are name-based UUIDs (RFC 9562 version 8) of the ingestion id and the batch index: stable
 /// across calls and restarts without storing a row per batch. The first twelve bytes come from one
 /// SHA-1 of the ingestion id, the last four are the batch index mixed into the rest of that hash, so a
-/// status with a thousand batches costs one hash, not a thousand (a 1 µs hash per batch was the
-/// largest cost of such a status answer).
+/// status with a thousand batches costs one hash, not a thousand.
 /// </summary>
 public readonly struct BatchIds
 {

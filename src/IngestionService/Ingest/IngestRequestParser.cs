@@ -64,7 +64,10 @@ public static class IngestRequestParser
         var invalidIds = 0;
         var sawIds = false;
         var sawPriority = false;
+        var sawNotAfter = false;
         Priority? priority = null;
+        DateTimeOffset? notAfter = null;
+        HashSet<string>? intended = null;
 
         try
         {
@@ -96,6 +99,19 @@ public static class IngestRequestParser
                     sawIds = true;
                     ReadIds(ref reader, maxIds, ids, errors, ref idCount, ref invalidIds);
                 }
+                else if (reader.ValueTextEquals("not_after"u8))
+                {
+                    reader.Read();
+                    if (sawNotAfter)
+                    {
+                        errors["not_after"] = ["'not_after' is given more than once."];
+                        reader.Skip();
+                        continue;
+                    }
+
+                    sawNotAfter = true;
+                    notAfter = ReadNotAfter(ref reader, errors);
+                }
                 else if (reader.ValueTextEquals("priority"u8))
                 {
                     reader.Read();
@@ -111,9 +127,19 @@ public static class IngestRequestParser
                 }
                 else
                 {
-                    // Unknown fields are ignored, as ASP.NET Core's JSON binding does.
+                    // Refused rather than ignored: "priorty" or "IDS" is a mistake the client wants to hear about.
+                    var name = reader.GetString() ?? string.Empty;
                     reader.Read();
                     reader.Skip();
+                    var meant = FieldNames.Closest(name);
+                    if (meant is not null)
+                    {
+                        (intended ??= []).Add(meant);
+                    }
+
+                    errors[Truncate(name)] = [meant is null
+                        ? $"'{Truncate(name)}' is not a field of this request; the fields are 'ids', 'priority' and the optional 'not_after'."
+                        : $"'{Truncate(name)}' is not a field of this request; did you mean '{meant}'?"];
                 }
             }
 
@@ -121,7 +147,7 @@ public static class IngestRequestParser
         }
         catch (JsonException exception)
         {
-            return IngestParseResult.Malformed($"The request body is not valid JSON: {exception.Message}");
+            return IngestParseResult.Malformed($"The request body is not valid JSON: {JsonSyntax.Describe(exception, body)}.");
         }
 
         if (idCount > maxIds)
@@ -129,12 +155,13 @@ public static class IngestRequestParser
             return IngestParseResult.TooLarge($"The request has {idCount} ids; at most {maxIds} are accepted in one request (Ingestion:MaxIdsPerRequest). Split it into several requests.");
         }
 
-        if (!sawIds)
+        // A misspelt field already says what is wrong with the one it was meant to be.
+        if (!sawIds && intended?.Contains("ids") != true)
         {
             errors["ids"] = ["'ids' is required: a non-empty JSON array of integers between 1 and 1000000007."];
         }
 
-        if (!sawPriority)
+        if (!sawPriority && intended?.Contains("priority") != true)
         {
             errors["priority"] = [$"'priority' is required: one of {PriorityNames.Allowed}."];
         }
@@ -146,7 +173,7 @@ public static class IngestRequestParser
 
         return errors.Count > 0 || priority is null
             ? IngestParseResult.Invalid(errors)
-            : IngestParseResult.Ok(priority.Value, [.. ids]);
+            : IngestParseResult.Ok(priority.Value, [.. ids]) with { NotAfter = notAfter };
     }
 
     private static void ReadIds(ref Utf8JsonReader reader, int maxIds, List<int> ids, Dictionary<string, string[]> errors, ref int count, ref int invalid)
@@ -228,6 +255,39 @@ public static class IngestRequestParser
         return null;
     }
 
+    /// <summary>
+    /// An ISO-8601 time with its offset ("2026-12-02T18:00:00Z", "…+01:00"): a time without one would mean
+    /// a different moment on every server. Whether it is still to come is the caller's to judge, by its clock.
+    /// </summary>
+    private static DateTimeOffset? ReadNotAfter(ref Utf8JsonReader reader, Dictionary<string, string[]> errors)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return null;
+        }
+
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            var text = reader.GetString() ?? string.Empty;
+            if (HasOffset(text) && reader.TryGetDateTimeOffset(out var time))
+            {
+                return time;
+            }
+
+            errors["not_after"] = [$"'not_after' must be an ISO-8601 time with an offset, such as \"2026-12-02T18:00:00Z\" (got \"{Truncate(text)}\")."];
+            return null;
+        }
+
+        errors["not_after"] = [$"'not_after' must be a string, an ISO-8601 time with an offset, not {Describe(reader.TokenType)}."];
+        reader.Skip();
+        return null;
+    }
+
+    /// <summary>Ends in Z or ±hh:mm after a time of day.</summary>
+    private static bool HasOffset(string text) =>
+        text.Contains('T', StringComparison.Ordinal)
+        && (text.EndsWith('Z') || text.EndsWith('z') || (text.Length > 6 && text[^6] is '+' or '-' && text[^3] == ':'));
+
     /// <summary>Reads whatever follows, so trailing garbage after the object is reported as malformed JSON.</summary>
     private static void DrainToEnd(ref Utf8JsonReader reader)
     {
@@ -250,22 +310,53 @@ public static class IngestRequestParser
     private static string Truncate(string? text) => text is null ? string.Empty : text.Length <= 40 ? text : text[..40] + "…";
 }
 
-public enum IngestParseOutcome
+/// <summary>Says what is wrong with unreadable JSON in a client's terms, with its line and column, instead of the reader's wording.</summary>
+internal static class JsonSyntax
 {
-    Ok,
-    Malformed,
-    Invalid,
-    TooLarge,
-}
+    private const string CutShort = "the JSON ends before it is complete (a closing ']' or '}' is missing)";
 
-/// <summary>A parsed request, or why it was refused.</summary>
-public sealed record IngestParseResult(IngestParseOutcome Outcome, Priority Priority, int[] Ids, string? Detail, IDictionary<string, string[]>? Errors)
-{
-    public static IngestParseResult Ok(Priority priority, int[] ids) => new(IngestParseOutcome.Ok, priority, ids, null, null);
+    public static string Describe(JsonException exception, ReadOnlySequence<byte> body)
+    {
+        var message = exception.Message;
+        var what = AtEnd(exception, body) ? CutShort
+            : message.Contains("trailing comma", StringComparison.Ordinal) ? "a trailing comma after the last item"
+            : message.StartsWith("''' is", StringComparison.Ordinal) ? "single quotes; JSON strings and field names take double quotes (\"ids\", \"HIGH\")"
+            : message.Contains("is invalid after a single JSON value", StringComparison.Ordinal) ? "something follows the JSON object; send one object only"
+            : message.Contains("Expected depth to be zero", StringComparison.Ordinal) || message.Contains("end of data", StringComparison.Ordinal) ? CutShort
+            : WithoutPosition(message);
+        return exception.LineNumber is { } line && exception.BytePositionInLine is { } column
+            ? string.Create(CultureInfo.InvariantCulture, $"{what}, at line {line + 1} column {column + 1}")
+            : what;
+    }
 
-    public static IngestParseResult Malformed(string detail) => new(IngestParseOutcome.Malformed, default, [], detail, null);
+    /// <summary>Whether the reader stopped at the body's last byte: the document was cut short.</summary>
+    private static bool AtEnd(JsonException exception, ReadOnlySequence<byte> body)
+    {
+        long lines = 0, lastLine = 0;
+        foreach (var segment in body)
+        {
+            foreach (var b in segment.Span)
+            {
+                if (b == (byte)'\n')
+                {
+                    lines++;
+                    lastLine = 0;
+                }
+                else
+                {
+                    lastLine++;
+                }
+            }
+        }
 
-    public static IngestParseResult Invalid(IDictionary<string, string[]> errors) => new(IngestParseOutcome.Invalid, default, [], null, errors);
+        return exception.LineNumber == lines && exception.BytePositionInLine >= lastLine;
+    }
 
-    public static IngestParseResult TooLarge(string detail) => new(IngestParseOutcome.TooLarge, default, [], detail, null);
+    /// <summary>The reader's own text without its position suffix and its advice about reader options, which are not the client's to change.</summary>
+    private static string WithoutPosition(string message)
+    {
+        var cut = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
+        var text = (cut >= 0 ? message[..cut] : message).Replace(" Change the reader options.", string.Empty, StringComparison.Ordinal).TrimEnd('.', ' ');
+        return text.Length > 0 && char.IsUpper(text[0]) ? char.ToLowerInvariant(text[0]) + text[1..] : text;
+    }
 }

@@ -28,8 +28,10 @@ public static class IngestionApi
                     services.GetRequiredService<IngestionSubmitter>(),
                     services.GetRequiredService<Backpressure>(),
                     services.GetRequiredService<IOptions<IngestionOptions>>(),
+                    services.GetRequiredService<TimeProvider>(),
                     cancellationToken))
             .WithName("Ingest")
+            .WithTags(ApiSections.SubmitAndTrack)
             .WithSummary("Submit ids to fetch, with a priority; answers 202 at once with the ingestion id.")
             .Accepts<IngestRequest>("application/json")
             .ProducesProblem(StatusCodes.Status400BadRequest)
@@ -38,21 +40,32 @@ public static class IngestionApi
             .ProducesValidationProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status429TooManyRequests);
 
-        app.MapGet("/status/{ingestionId}", (string ingestionId, CancellationToken cancellationToken) =>
-                GetStatusAsync(
-                    ingestionId,
-                    services.GetRequiredService<IIngestionStore>(),
-                    services.GetRequiredService<Dispatcher>(),
-                    services.GetRequiredService<StatusCache>(),
-                    services.GetRequiredService<TimeProvider>(),
-                    services.GetRequiredService<IOptions<IngestionOptions>>(),
-                    cancellationToken))
+        Task<Results<StatusJsonResult, ProblemHttpResult>> Status(string ingestionId, CancellationToken cancellationToken) =>
+            GetStatusAsync(
+                ingestionId,
+                services.GetRequiredService<IQueueReader>(),
+                services.GetRequiredService<AdmissionBound>(),
+                services.GetRequiredService<StatusCache>(),
+                services.GetRequiredService<TimeProvider>(),
+                services.GetRequiredService<LimitInForce>(),
+                cancellationToken);
+
+        app.MapGet("/status/{ingestionId}", Status)
             .WithName("GetStatus")
+            .WithTags(ApiSections.SubmitAndTrack)
             .WithSummary("Where an ingestion and each of its batches stand, and when waiting batches should start.")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        // The address a client guesses from /ingestions and /ingestions/{id}/results: the same document.
+        app.MapGet("/ingestions/{ingestionId}", Status)
+            .WithName("GetIngestion")
+            .WithTags(ApiSections.SubmitAndTrack)
+            .WithSummary("The same answer as GET /status/{ingestionId}, at the address the other ingestion routes suggest.")
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         app.MapGet("/ingestions/{ingestionId}/results", GetResultsAsync)
             .WithName("GetResults")
+            .WithTags(ApiSections.Results)
             .WithSummary("What the upstream answered for each id called so far, by position, a page at a time.")
             .ProducesValidationProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
@@ -65,6 +78,7 @@ public static class IngestionApi
         IngestionSubmitter submitter,
         Backpressure backpressure,
         IOptions<IngestionOptions> options,
+        TimeProvider clock,
         CancellationToken cancellationToken)
     {
         string? idempotencyKey = null;
@@ -73,15 +87,14 @@ public static class IngestionApi
             idempotencyKey = keys.Count == 1 ? keys[0] : null;
             if (idempotencyKey is null || idempotencyKey.Length is 0 or > MaxIdempotencyKeyLength || idempotencyKey.Any(c => c is < '!' or > '~'))
             {
-                return Problem(StatusCodes.Status400BadRequest, "Invalid Idempotency-Key",
+                return Problems.Of(StatusCodes.Status400BadRequest, "Invalid Idempotency-Key",
                     $"Send one Idempotency-Key of 1 to {MaxIdempotencyKeyLength} visible ASCII characters, such as a UUID.");
             }
         }
 
         if (!request.HasJsonContentType())
         {
-            return Problem(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type",
-                $"Send the body as JSON with 'Content-Type: application/json' (got '{request.ContentType ?? "no content type"}').");
+            return Problems.Of(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", HostingExtensions.NotJson(request));
         }
 
         var limits = options.Value;
@@ -122,72 +135,77 @@ public static class IngestionApi
         }
         catch (BadHttpRequestException exception)
         {
-            return Problem(exception.StatusCode, "Unreadable request body", exception.Message);
+            return Problems.Of(exception.StatusCode, "Unreadable request body", exception.Message);
         }
 
         switch (parsed.Outcome)
         {
             case IngestParseOutcome.Malformed:
-                return Problem(StatusCodes.Status400BadRequest, "Malformed JSON", parsed.Detail);
+                return Problems.Of(StatusCodes.Status400BadRequest, "Malformed JSON", parsed.Detail);
             case IngestParseOutcome.TooLarge:
-                return Problem(StatusCodes.Status413PayloadTooLarge, "Too many ids", parsed.Detail);
+                return Problems.Of(StatusCodes.Status413PayloadTooLarge, "Too many ids", parsed.Detail);
             case IngestParseOutcome.Invalid:
-                return TypedResults.Problem(new HttpValidationProblemDetails(parsed.Errors!)
-                {
-                    Status = StatusCodes.Status422UnprocessableEntity,
-                    Title = "One or more fields are invalid.",
-                    Detail = "Send {\"ids\": [integers between 1 and 1000000007], \"priority\": \"HIGH\" | \"MEDIUM\" | \"LOW\"}.",
-                });
+                return Problems.Invalid(parsed.Errors!, "Send {\"ids\": [integers between 1 and 1000000007], \"priority\": \"HIGH\" | \"MEDIUM\" | \"LOW\"}, and optionally \"not_after\": an ISO-8601 time with an offset.");
         }
 
+        // A client's retry of a stored request is answered as such even once its not_after has passed.
         EnqueueResult? earlier = null;
-        if (backpressure.Enabled
-            && await backpressure.CheckAsync(parsed.Ids.Length, cancellationToken) is { Accepted: false } verdict
-            && (idempotencyKey is null || (earlier = await submitter.FindEarlierAsync(parsed.Priority, parsed.Ids, idempotencyKey, cancellationToken)) is null))
+        if (parsed.NotAfter is { } notAfter && notAfter <= clock.GetUtcNow()
+            && (idempotencyKey is null || (earlier = await submitter.FindEarlierAsync(parsed, idempotencyKey, cancellationToken)) is null))
+        {
+            return Problems.Invalid(
+                "not_after",
+                $"'not_after' ({notAfter.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ}) is not in the future: every id would expire unstarted.",
+                "Nothing was stored. Send a not_after later than now, or none.");
+        }
+
+        if (earlier is null
+            && backpressure.Enabled
+            && await backpressure.CheckAsync(parsed.Priority, parsed.Ids.Length, cancellationToken) is { Accepted: false } verdict
+            && (idempotencyKey is null || (earlier = await submitter.FindEarlierAsync(parsed, idempotencyKey, cancellationToken)) is null))
         {
             // A replay of a stored request is answered as such below, whatever the backlog: it adds nothing.
             if (verdict.NeverFits)
             {
-                return Problem(StatusCodes.Status413PayloadTooLarge, "Request would exceed the backlog limit",
-                    $"{parsed.Ids.Length} ids alone take {verdict.Drain} to fetch at the rate limit, more than Ingestion:MaxBacklog ({options.Value.MaxBacklog}). Split the request.");
+                return Problems.Of(StatusCodes.Status413PayloadTooLarge, "Request would exceed the backlog limit",
+                    $"{parsed.Ids.Length} ids alone take {Seconds(verdict.Drain)} to fetch at the rate limit, more than Ingestion:MaxBacklog ({Seconds(options.Value.MaxBacklog!.Value)}). Split the request.");
             }
 
             request.HttpContext.Response.Headers.RetryAfter = ((long)verdict.RetryAfter.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return Problem(StatusCodes.Status429TooManyRequests, "Backlog full",
-                $"The queue would take {verdict.Drain} to drain with these ids, more than Ingestion:MaxBacklog ({options.Value.MaxBacklog}). Try again in {(long)verdict.RetryAfter.TotalSeconds} s; nothing was stored.");
+            return Problems.Of(StatusCodes.Status429TooManyRequests, "Backlog full",
+                $"The ids waiting at {parsed.Priority.ToWire()} priority and above, with these, would take {Seconds(verdict.Drain)} to fetch at the rate limit, more than Ingestion:MaxBacklog ({Seconds(options.Value.MaxBacklog!.Value)}). Try again in {(long)verdict.RetryAfter.TotalSeconds} s; nothing was stored.");
         }
 
-        var result = earlier ?? await submitter.SubmitAsync(parsed.Priority, parsed.Ids, idempotencyKey, cancellationToken);
+        var result = earlier ?? await submitter.SubmitAsync(parsed, idempotencyKey, cancellationToken);
         switch (result.Outcome)
         {
             case EnqueueOutcome.KeyConflict:
-                return TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]>
-                {
-                    [IdempotencyKeyHeader] = [$"This key was used for a different request (ingestion {result.IngestionId}); use a new key for a new request."],
-                })
-                {
-                    Status = StatusCodes.Status422UnprocessableEntity,
-                    Title = "Idempotency-Key reused with a different request",
-                });
+                return Problems.Invalid(
+                    new Dictionary<string, string[]>(StringComparer.Ordinal)
+                    {
+                        [IdempotencyKeyHeader] = [$"This key was used for a different request (ingestion {result.IngestionId}); use a new key for a new request."],
+                    },
+                    $"Nothing was stored: this Idempotency-Key already stands for ingestion {result.IngestionId}, made from other ids, another priority or another not_after.",
+                    "Idempotency-Key reused with a different request");
             case EnqueueOutcome.Replayed:
                 // The answer the first request got; nothing new was stored.
                 request.HttpContext.Response.Headers[IdempotentReplayedHeader] = "true";
                 break;
         }
 
-        return new AcceptedResult(result.IngestionId);
+        return new AcceptedResult(result.IngestionId, options.Value.AcceptedStatusCode);
     }
 
     /// <summary>
-    /// <c>GET /ingestions/{id}/results?after=&amp;limit=</c>: the stored outcome of every id called so far, in
-    /// position order. <c>after</c> is the last position of the previous page (exclusive); <c>next</c> links the
+    /// What the upstream answered for each id called so far, by position, a page at a time: <c>after</c> is the
+    /// last position of the previous page (exclusive), <c>limit</c> the page's size, and <c>next</c> links the
     /// following page while this one is full.
     /// </summary>
     public static async Task<Results<Ok<IngestionResults>, ProblemHttpResult, ValidationProblem>> GetResultsAsync(
         string ingestionId,
         string? after,
         string? limit,
-        IIngestionStore store,
+        IQueueReader store,
         CancellationToken cancellationToken)
     {
         if (!ListLimit.TryParse(limit, DefaultResultsPage, out var count, out var problem))
@@ -207,7 +225,7 @@ public static class IngestionApi
         var results = Guid.TryParse(ingestionId, out var id) ? await store.GetResultsAsync(id, afterPosition, count, cancellationToken) : null;
         if (results is null)
         {
-            return Problem(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.");
+            return Problems.UnknownIngestion(ingestionId);
         }
 
         var next = results.Count == count ? $"/ingestions/{id}/results?after={results[^1].Position}&limit={count}" : null;
@@ -216,11 +234,11 @@ public static class IngestionApi
 
     public static async Task<Results<StatusJsonResult, ProblemHttpResult>> GetStatusAsync(
         string ingestionId,
-        IIngestionStore store,
-        Dispatcher dispatcher,
+        IQueueReader store,
+        AdmissionBound admission,
         StatusCache cache,
         TimeProvider clock,
-        IOptions<IngestionOptions> options,
+        LimitInForce limits,
         CancellationToken cancellationToken)
     {
         var known = Guid.TryParse(ingestionId, out var id);
@@ -232,45 +250,28 @@ public static class IngestionApi
         var snapshot = known ? await store.GetIngestionAsync(id, cancellationToken) : null;
         if (snapshot is null)
         {
-            return Problem(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.");
+            return Problems.UnknownIngestion(ingestionId);
         }
 
-        var now = clock.GetUtcNow();
-        if (snapshot.PausedUntil <= now)
-        {
-            snapshot = snapshot with { PausedUntil = null }; // shown only while it holds windows back
-        }
-
-        // The dispatcher moves its bound once a claimed window's calls are on their way; a status read in
-        // between already sees the window, so the window's own start bounds the next one as well.
-        var next = dispatcher.NextWindowNotBefore;
-        if (snapshot.Started < snapshot.Ids.Length)
-        {
-            foreach (var span in snapshot.Spans)
-            {
-                if (span.StartedAt + options.Value.Window > next)
-                {
-                    next = span.StartedAt + options.Value.Window;
-                }
-            }
-        }
-
-        next = next > now ? next : now;
-        return new StatusJsonResult(snapshot, new WaitEstimate(next, options.Value.Window, options.Value.BatchSize), cache);
+        var (live, estimate) = StatusReport.Live(snapshot, clock.GetUtcNow(), admission.NotBefore, limits.Current);
+        return new StatusJsonResult(live, estimate, cache);
     }
 
     private static ProblemHttpResult BodyTooLarge(IngestionOptions limits) =>
-        Problem(StatusCodes.Status413PayloadTooLarge, "Request body too large",
+        Problems.Of(StatusCodes.Status413PayloadTooLarge, "Request body too large",
             $"The request body is larger than {limits.MaxRequestBytes} bytes, the most that {limits.MaxIdsPerRequest} ids (Ingestion:MaxIdsPerRequest) can need.");
 
-    private static ProblemHttpResult Problem(int status, string title, string? detail) =>
-        TypedResults.Problem(detail: detail, statusCode: status, title: title);
+    /// <summary>A duration as a client reads it: whole seconds, rounded up.</summary>
+    private static string Seconds(TimeSpan duration) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Math.Ceiling(duration.TotalSeconds):0} s");
+
 }
 
 /// <summary>The body of <c>POST /ingest</c> (read by <see cref="IngestRequestParser"/>; declared here for OpenAPI).</summary>
 /// <param name="Ids">1 to Ingestion:MaxIdsPerRequest JSON integers, each in 1 ..= 1000000007; duplicates are processed as given.</param>
 /// <param name="Priority">HIGH, MEDIUM or LOW.</param>
-public sealed record IngestRequest(int[] Ids, Priority Priority);
+/// <param name="NotAfter">Optional: an ISO-8601 time with an offset, in the future. Ids not started by then are cancelled (cancel_reason 'expired') at the next admission, so no call is spent on them.</param>
+public sealed record IngestRequest(int[] Ids, Priority Priority, DateTimeOffset? NotAfter = null);
 
 /// <summary>The answer of <c>POST /ingest</c>.</summary>
 public sealed record IngestAccepted(Guid IngestionId);

@@ -41,6 +41,12 @@ public sealed class IngestionOptions
     /// </summary>
     public TimeSpan? MaxBacklog { get; set; }
 
+    /// <summary>
+    /// The status of an accepted <c>POST /ingest</c>: 202 (the default, as the work is done later), or 200
+    /// or 201 for clients that insist on one of those; the body and the <c>Location</c> header are the same.
+    /// </summary>
+    public int AcceptedStatusCode { get; set; } = StatusCodes.Status202Accepted;
+
     /// <summary>How long an <c>Idempotency-Key</c> is remembered: a retried POST within it creates nothing new.</summary>
     public TimeSpan IdempotencyKeyLifetime { get; set; } = TimeSpan.FromHours(24);
 
@@ -56,15 +62,14 @@ internal sealed class IngestionOptionsValidator : IValidateOptions<IngestionOpti
     public ValidateOptionsResult Validate(string? name, IngestionOptions options)
     {
         var failures = new List<string>();
-        if (options.BatchSize is < 1 or > 1000)
+        if (Scheduling.RateLimit.BatchSizeProblem(options.BatchSize) is { } batchSize)
         {
-            failures.Add($"Ingestion:BatchSize must be between 1 and 1000 (got {options.BatchSize}).");
+            failures.Add($"Ingestion:BatchSize {batchSize}.");
         }
 
-        // A zero window would be no rate limit at all; a negative one is meaningless.
-        if (options.Window <= TimeSpan.Zero || options.Window > TimeSpan.FromDays(1))
+        if (Scheduling.RateLimit.WindowProblem(options.Window) is { } window)
         {
-            failures.Add($"Ingestion:Window must be a positive duration of at most one day, such as 00:00:05 (got {options.Window}).");
+            failures.Add($"Ingestion:Window {window}.");
         }
 
         // A zero poll would be a busy loop against the database.
@@ -92,6 +97,11 @@ internal sealed class IngestionOptionsValidator : IValidateOptions<IngestionOpti
         if (options.MaxBacklog is { } backlog && (backlog < options.Window || backlog > TimeSpan.FromDays(365)))
         {
             failures.Add($"Ingestion:MaxBacklog must be at least Ingestion:Window ({options.Window}) and at most 365.00:00:00, or unset to turn backpressure off (got {backlog}).");
+        }
+
+        if (options.AcceptedStatusCode is not (StatusCodes.Status200OK or StatusCodes.Status201Created or StatusCodes.Status202Accepted))
+        {
+            failures.Add($"Ingestion:AcceptedStatusCode must be 202 (the default), 200 or 201 (got {options.AcceptedStatusCode}).");
         }
 
         if (options.IdempotencyKeyLifetime < TimeSpan.FromMinutes(1) || options.IdempotencyKeyLifetime > TimeSpan.FromDays(30))

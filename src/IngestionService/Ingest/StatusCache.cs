@@ -35,7 +35,7 @@ public sealed class StatusCache
     public static bool IsFinal(IngestionSnapshot snapshot)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
-        return snapshot.Completed == snapshot.Ids.Length
+        return snapshot.Completed == snapshot.Ids.Length - snapshot.CancelledIds
             && snapshot.Requeued.Count == 0
             && snapshot.Spans.All(span => span.State != WindowState.Running);
     }
@@ -100,15 +100,18 @@ public sealed class StatusCache
         public bool IsFinal { get; } = IsFinal(Snapshot);
 
         /// <summary>
-        /// Whether an answer for <paramref name="snapshot"/> would be this one. The ids, priority, created time
-        /// and batch size of an ingestion never change; the ids ahead and the estimate show only while ids wait.
+        /// Whether an answer for <paramref name="snapshot"/> would be this one. The ids, created time, batch
+        /// size and not_after of an ingestion never change; the ids ahead and the estimate show only while ids wait.
         /// </summary>
         public bool Shows(IngestionSnapshot snapshot, WaitEstimate? estimate)
         {
-            var waiting = snapshot.Started < snapshot.Ids.Length;
+            var waiting = snapshot.Waiting;
             return Snapshot.Started == snapshot.Started
+                && Snapshot.Priority == snapshot.Priority
+                && Snapshot.Cancel == snapshot.Cancel
                 && Snapshot.Completed == snapshot.Completed
                 && Snapshot.PausedUntil == snapshot.PausedUntil
+                && Snapshot.QueuePaused == snapshot.QueuePaused
                 && (!waiting || (Snapshot.IdsAhead == snapshot.IdsAhead && Estimate == estimate))
                 && Same(Snapshot.Spans, snapshot.Spans)
                 && Same(Snapshot.Requeued, snapshot.Requeued)

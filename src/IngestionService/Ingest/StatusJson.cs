@@ -8,8 +8,8 @@ namespace IngestionService.Ingest;
 /// <summary>
 /// Writes the status of an ingestion as JSON straight into the response, byte by byte, from its snapshot. A status of
 /// a few thousand batches is the largest answer the service gives, and writing it through
-/// <c>JsonSerializer</c> (or even <c>Utf8JsonWriter</c>) cost several times more than everything else
-/// on that request. The shape is exactly what <c>JsonSerializer</c> would write for the record with
+/// <c>JsonSerializer</c> (or even <c>Utf8JsonWriter</c>) would cost more than everything else on
+/// that request. The shape is exactly what <c>JsonSerializer</c> would write for the record with
 /// snake_case names; a test holds the two together. Times are written with millisecond precision.
 /// </summary>
 public static class StatusJson
@@ -25,7 +25,7 @@ public static class StatusJson
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(snapshot);
         var progress = StatusReport.Derive(snapshot, estimate);
-        var span = output.GetSpan(512);
+        var span = output.GetSpan(768); // the fields before the batches: under 600 bytes with every optional one
         var n = 0;
         Append(span, ref n, "{\"ingestion_id\":\""u8);
         snapshot.Id.TryFormat(span[n..], out var written);
@@ -59,6 +59,26 @@ public static class StatusJson
         {
             Append(span, ref n, ",\"upstream_paused_until\":"u8);
             AppendTime(span, ref n, pausedUntil.UtcDateTime);
+        }
+
+        if (progress.QueuePaused)
+        {
+            Append(span, ref n, ",\"queue_paused\":true"u8);
+        }
+
+        if (snapshot.NotAfter is { } notAfter)
+        {
+            Append(span, ref n, ",\"not_after\":"u8);
+            AppendTime(span, ref n, notAfter.UtcDateTime);
+        }
+
+        if (snapshot.Cancel is { } cancel)
+        {
+            Append(span, ref n, ",\"cancelled_ids\":"u8);
+            AppendNumber(span, ref n, snapshot.CancelledIds);
+            Append(span, ref n, ",\"cancelled_at\":"u8);
+            AppendTime(span, ref n, cancel.At.UtcDateTime);
+            Append(span, ref n, cancel.Reason == CancelReason.Expired ? ",\"cancel_reason\":\"expired\""u8 : ",\"cancel_reason\":\"requested\""u8);
         }
 
         Append(span, ref n, ",\"batches\":["u8);
@@ -109,6 +129,12 @@ public static class StatusJson
                     AppendNumber(span, ref n, failed);
                 }
 
+                if (progress.CancelledOf(batch) is var cancelled and > 0)
+                {
+                    Append(span, ref n, ",\"cancelled_ids\":"u8);
+                    AppendNumber(span, ref n, cancelled);
+                }
+
                 span[n++] = (byte)'}';
             }
 
@@ -126,13 +152,14 @@ public static class StatusJson
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         var batches = (snapshot.Ids.Length + snapshot.BatchSize - 1) / snapshot.BatchSize;
-        return 512 + (batches * 240) + (snapshot.Ids.Length * BytesPerId);
+        return 768 + (batches * 240) + (snapshot.Ids.Length * BytesPerId);
     }
 
     private static ReadOnlySpan<byte> Name(ProgressStatus status) => status switch
     {
         ProgressStatus.YetToStart => "yet_to_start"u8,
         ProgressStatus.Triggered => "triggered"u8,
+        ProgressStatus.Cancelled => "cancelled"u8,
         _ => "completed"u8,
     };
 
@@ -215,7 +242,7 @@ public sealed class StatusJsonResult : IResult, IEndpointMetadataProvider, IStat
     /// <summary>The answer as a record (built on demand: the response itself is written without it).</summary>
     public IngestionStatus Value => _snapshot is not null
         ? StatusReport.Build(_snapshot, _estimate)
-        : System.Text.Json.JsonSerializer.Deserialize(_rendered, Hosting.IngestionJsonContext.Default.IngestionStatus)!;
+        : System.Text.Json.JsonSerializer.Deserialize(_rendered, IngestionJsonContext.Default.IngestionStatus)!;
 
     object? IValueHttpResult.Value => Value;
 

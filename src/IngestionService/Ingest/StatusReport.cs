@@ -15,12 +15,37 @@ public enum ProgressStatus
 
     [JsonStringEnumMemberName("completed")]
     Completed,
+
+    /// <summary>Nothing of it waits or runs, and ids of it were cancelled (or expired) before they started.</summary>
+    [JsonStringEnumMemberName("cancelled")]
+    Cancelled,
+}
+
+public static class ProgressStatusNames
+{
+    public const string Allowed = "yet_to_start, triggered, completed, cancelled";
+
+    /// <summary>Parses the wire name, as status answers spell it. Case-sensitive, as the contract's enum is.</summary>
+    public static bool TryParseWire(ReadOnlySpan<char> text, out ProgressStatus status)
+    {
+        switch (text)
+        {
+            case "yet_to_start": status = ProgressStatus.YetToStart; return true;
+            case "triggered": status = ProgressStatus.Triggered; return true;
+            case "completed": status = ProgressStatus.Completed; return true;
+            case "cancelled": status = ProgressStatus.Cancelled; return true;
+            default: status = default; return false;
+        }
+    }
 }
 
 /// <summary>
 /// The answer of <c>GET /status/{ingestion_id}</c>. <see cref="CompletedIds"/> counts ids with a final
 /// result, <see cref="FailedIds"/> of them a failure (HTTP upstream only). <see cref="UpstreamPausedUntil"/>
 /// appears only while the upstream has asked for a pause (429 / Retry-After): no window starts before it.
+/// <see cref="QueuePaused"/> appears (true) only while an operator has paused the queue; the waiting
+/// batches then have no estimate, since no clock says when it resumes. <see cref="NotAfter"/> appears when
+/// the request set one, and the three cancel fields once its unstarted ids were cancelled or expired.
 /// </summary>
 public sealed record IngestionStatus(
     Guid IngestionId,
@@ -33,12 +58,18 @@ public sealed record IngestionStatus(
     int FailedIds,
     long? IdsAhead,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTime? UpstreamPausedUntil,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool QueuePaused,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTime? NotAfter,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? CancelledIds,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTime? CancelledAt,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] CancelReason? CancelReason,
     IReadOnlyList<BatchStatus> Batches);
 
 /// <summary>
 /// One batch: the request's ids in order, chunked by the batch size. A batch still waiting also says
 /// when it is expected to start. A completed batch has a final result for every id; <see cref="FailedIds"/>
-/// (present only when not zero) says how many of them are failures.
+/// (present only when not zero) says how many of them are failures, <see cref="CancelledIds"/> how many
+/// were cancelled before they started (a batch all of whose ids were is <c>cancelled</c>).
 /// </summary>
 public sealed record BatchStatus(
     Guid BatchId,
@@ -47,7 +78,8 @@ public sealed record BatchStatus(
     DateTime? TriggeredAt,
     DateTime? CompletedAt,
     DateTime? EstimatedStartAt,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] int FailedIds = 0);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] int FailedIds = 0,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] int CancelledIds = 0);
 
 /// <summary>
 /// What the dispatcher knows about the future: when it may admit its next window, how far apart windows
@@ -69,6 +101,60 @@ public readonly record struct WaitEstimate(DateTimeOffset NextAdmission, TimeSpa
 /// </summary>
 public static class StatusReport
 {
+    /// <summary>
+    /// The overall status, the brief's rule: nothing started is yet_to_start, every id with a final result
+    /// is completed, anything else is triggered; and once nothing waits or runs, cancelled if ids were cancelled.
+    /// </summary>
+    public static ProgressStatus Overall(bool anyStarted, bool allFinal, bool anyCancelled = false) =>
+        anyCancelled && allFinal ? ProgressStatus.Cancelled
+        : !anyStarted ? ProgressStatus.YetToStart : allFinal ? ProgressStatus.Completed : ProgressStatus.Triggered;
+
+    /// <summary>The overall status from an ingestion's counters (what the list of ingestions shows).</summary>
+    public static ProgressStatus Overall(IngestionSummary ingestion)
+    {
+        ArgumentNullException.ThrowIfNull(ingestion);
+        return Overall(ingestion.Started > 0, ingestion.Completed >= ingestion.Total - ingestion.Cancelled, ingestion.Cancelled > 0);
+    }
+
+    /// <summary>The upstream's pause, shown only while it still holds windows back.</summary>
+    public static DateTimeOffset? PauseShown(DateTimeOffset? pausedUntil, DateTimeOffset now) => pausedUntil > now ? pausedUntil : null;
+
+    /// <summary>
+    /// What a status read shows beyond the stored snapshot: the pause while it lasts, and when waiting
+    /// batches should start (no estimate while the queue is paused). The dispatcher moves its bound once
+    /// a claimed window's calls are on their way; a read in between already sees the window, so the
+    /// window's own start bounds the next one too.
+    /// </summary>
+    public static (IngestionSnapshot Snapshot, WaitEstimate? Estimate) Live(IngestionSnapshot snapshot, DateTimeOffset now, DateTimeOffset nextAdmission, Scheduling.RateLimit limit)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        ArgumentNullException.ThrowIfNull(limit);
+        var window = limit.Window;
+        if (PauseShown(snapshot.PausedUntil, now) != snapshot.PausedUntil)
+        {
+            snapshot = snapshot with { PausedUntil = null };
+        }
+
+        if (snapshot.QueuePaused)
+        {
+            return (snapshot, null);
+        }
+
+        var next = nextAdmission;
+        if (snapshot.Waiting)
+        {
+            foreach (var span in snapshot.Spans)
+            {
+                if (span.StartedAt + window > next)
+                {
+                    next = span.StartedAt + window;
+                }
+            }
+        }
+
+        return (snapshot, new WaitEstimate(next > now ? next : now, window, limit.BatchSize));
+    }
+
     /// <summary>The status answer as records: the documented shape, for OpenAPI and for tests.</summary>
     public static IngestionStatus Build(IngestionSnapshot snapshot, WaitEstimate? estimate = null)
     {
@@ -87,12 +173,15 @@ public static class StatusReport
                 progress.TriggeredAtOf(batch),
                 progress.CompletedAtOf(batch),
                 progress.EstimatedStartOf(batch),
-                progress.FailedOf(batch));
+                progress.FailedOf(batch),
+                progress.CancelledOf(batch));
         }
 
+        var cancel = snapshot.Cancel;
         return new IngestionStatus(
             snapshot.Id, progress.Overall, snapshot.Priority, snapshot.CreatedAt.UtcDateTime, ids.Length, snapshot.Started, snapshot.Completed,
-            snapshot.Failed.Count, progress.IdsAhead, progress.PausedUntil?.UtcDateTime, batches);
+            snapshot.Failed.Count, progress.IdsAhead, progress.PausedUntil?.UtcDateTime, progress.QueuePaused,
+            snapshot.NotAfter?.UtcDateTime, cancel is null ? null : snapshot.CancelledIds, cancel?.At.UtcDateTime, cancel?.Reason, batches);
     }
 
     /// <summary>Each batch's status and times, and the overall status, without building a record per batch.</summary>
@@ -101,7 +190,7 @@ public static class StatusReport
         var ids = snapshot.Ids;
         var size = snapshot.BatchSize;
         var progress = new BatchProgress((ids.Length + size - 1) / size, snapshot, estimate);
-        if (snapshot.Started == 0)
+        if (snapshot.Started == 0 && snapshot.Cancel is null)
         {
             return progress; // all yet_to_start, no times: the usual answer for work still waiting
         }
@@ -137,21 +226,25 @@ public static class StatusReport
             }
         }
 
+        // Cancelled ids are the tail from `cancelledFrom`: a batch wholly in it is cancelled, one that
+        // straddles it is done once its started ids are.
+        var cancelledFrom = snapshot.Cancel?.From ?? ids.Length;
         var allCompleted = true;
         for (var batch = 0; batch < progress.Count; batch++)
         {
             var first = batch * size;
-            var end = Math.Min(first + size, ids.Length);
-            var status = snapshot.Started <= first ? ProgressStatus.YetToStart
+            var end = Math.Min(Math.Min(first + size, ids.Length), cancelledFrom);
+            var status = first >= cancelledFrom ? ProgressStatus.Cancelled
+                : snapshot.Started <= first ? ProgressStatus.YetToStart
                 : snapshot.Started < end || outstanding[batch] ? ProgressStatus.Triggered
                 : ProgressStatus.Completed;
-            allCompleted &= status == ProgressStatus.Completed;
+            allCompleted &= status is ProgressStatus.Completed or ProgressStatus.Cancelled;
             progress.Status[batch] = status;
-            progress.TriggeredAt[batch] = status == ProgressStatus.YetToStart ? null : triggeredAt[batch]?.UtcDateTime;
+            progress.TriggeredAt[batch] = status is ProgressStatus.YetToStart or ProgressStatus.Cancelled ? null : triggeredAt[batch]?.UtcDateTime;
             progress.CompletedAt[batch] = status == ProgressStatus.Completed ? completedAt[batch]?.UtcDateTime : null;
         }
 
-        progress.Overall = allCompleted ? ProgressStatus.Completed : ProgressStatus.Triggered;
+        progress.Overall = Overall(anyStarted: snapshot.Started > 0, allCompleted, anyCancelled: snapshot.Cancel is not null);
         return progress;
     }
 }
@@ -178,11 +271,17 @@ public sealed class BatchProgress
 
     public ProgressStatus Overall { get; internal set; }
 
-    /// <summary>The upstream's pause, while it holds back work of this ingestion: null once the ingestion has completed.</summary>
-    public DateTimeOffset? PausedUntil => Overall == ProgressStatus.Completed ? null : _snapshot.PausedUntil;
+    /// <summary>Whether nothing of the ingestion waits or runs any more.</summary>
+    public bool Finished => Overall is ProgressStatus.Completed or ProgressStatus.Cancelled;
 
-    /// <summary>Ids waiting ahead of the first unstarted id; null once every id has started.</summary>
-    public long? IdsAhead => _snapshot.Started < _snapshot.Ids.Length ? _snapshot.IdsAhead : null;
+    /// <summary>The upstream's pause, while it holds back work of this ingestion: null once the ingestion has finished.</summary>
+    public DateTimeOffset? PausedUntil => Finished ? null : _snapshot.PausedUntil;
+
+    /// <summary>Whether an operator's pause holds back work of this ingestion: false once it has finished.</summary>
+    public bool QueuePaused => !Finished && _snapshot.QueuePaused;
+
+    /// <summary>Ids waiting ahead of the first unstarted id; null once every id has started or the rest was cancelled.</summary>
+    public long? IdsAhead => _snapshot.Waiting ? _snapshot.IdsAhead : null;
 
     internal ProgressStatus[] Status => _status ??= new ProgressStatus[Count];
 
@@ -214,6 +313,19 @@ public sealed class BatchProgress
         }
 
         return _failed[batch];
+    }
+
+    /// <summary>How many ids of a batch were cancelled before they started (the part of it in the cancelled tail).</summary>
+    public int CancelledOf(int batch)
+    {
+        if (_snapshot.Cancel is not { } cancel)
+        {
+            return 0;
+        }
+
+        var first = batch * _snapshot.BatchSize;
+        var end = Math.Min(first + _snapshot.BatchSize, _snapshot.Ids.Length);
+        return Math.Max(0, end - Math.Max(first, cancel.From));
     }
 
     /// <summary>When a waiting batch's first id is expected to start; null for a batch that has started.</summary>

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace IngestionService.Observability;
 
 /// <summary>Ready needs the store to answer on a fresh connection.</summary>
-internal sealed class StorageHealthCheck(IIngestionStore store) : IHealthCheck
+internal sealed class StorageHealthCheck(IQueueReader store) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -40,13 +40,17 @@ public static class HealthEndpoints
 {
     public const string ReadyTag = "ready";
 
-    /// <summary><c>/health/live</c>: the process answers. <c>/health/ready</c>: storage and dispatcher work (503 and the reason when not).</summary>
+    /// <summary><c>/health/live</c>: the process answers. <c>/health/ready</c> (and <c>/health</c>): storage and dispatcher work (503 and the reason when not).</summary>
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteAsync })
             .WithSummary("The process is up.");
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains(ReadyTag), ResponseWriter = WriteAsync })
             .WithSummary("Storage answers and the dispatcher runs; 503 with the reason otherwise.");
+
+        // The address most clients and load balancers try first: the readiness answer.
+        app.MapHealthChecks("/health", new HealthCheckOptions { Predicate = check => check.Tags.Contains(ReadyTag), ResponseWriter = WriteAsync })
+            .WithSummary("The same as /health/ready.");
         return app;
     }
 

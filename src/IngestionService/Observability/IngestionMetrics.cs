@@ -13,25 +13,31 @@ public sealed class IngestionMetrics
     public const string MeterName = "IngestionService";
 
     private readonly Meter _meter;
-    private readonly Counter<long> _windowsStarted;
-    private readonly Counter<long> _idsFetched;
-    private readonly Counter<long> _idsFailed;
-    private readonly Counter<long> _idsRetried;
-    private readonly Counter<long> _pauses;
+    // Totals kept here and observed, so every counter is exported from the start, at zero until it moves.
+    private long _windowsStarted;
+    private long _idsFetched;
+    private long _idsFailed;
+    private long _idsRetried;
+    private long _pauses;
+    private long _cancelledRequested;
+    private long _cancelledExpired;
     private readonly UpDownCounter<long> _idsInFlight;
     private readonly Histogram<double> _waitDuration;
     private readonly Histogram<double> _upstreamDuration;
 
-    public IngestionMetrics(IMeterFactory meterFactory, QueueMonitor monitor)
+    public IngestionMetrics(IMeterFactory meterFactory, QueueMonitor monitor, Dispatch.LimitInForce limits)
     {
+        ArgumentNullException.ThrowIfNull(limits);
         ArgumentNullException.ThrowIfNull(meterFactory);
         ArgumentNullException.ThrowIfNull(monitor);
         _meter = meterFactory.Create(MeterName);
-        _windowsStarted = _meter.CreateCounter<long>("ingestion.windows.started", "{window}", "Windows admitted by the rate limiter.");
-        _idsFetched = _meter.CreateCounter<long>("ingestion.ids.fetched", "{id}", "Ids whose upstream answer was stored.");
-        _idsFailed = _meter.CreateCounter<long>("ingestion.ids.failed", "{id}", "Ids recorded as failed for good (attempts exhausted or a permanent error).");
-        _idsRetried = _meter.CreateCounter<long>("ingestion.ids.retried", "{id}", "Ids put back in the queue to be called again: a failed or throttled call, or a window cut off at shutdown.");
-        _pauses = _meter.CreateCounter<long>("ingestion.upstream.pauses", "{pause}", "Windows whose calls the upstream refused for quota (429, or 503 with Retry-After), each pausing every window.");
+        _meter.CreateObservableCounter("ingestion.windows.started", () => Volatile.Read(ref _windowsStarted), "{window}", "Windows admitted by the rate limiter.");
+        _meter.CreateObservableCounter("ingestion.ids.fetched", () => Volatile.Read(ref _idsFetched), "{id}", "Ids whose upstream answer was stored.");
+        _meter.CreateObservableCounter("ingestion.ids.failed", () => Volatile.Read(ref _idsFailed), "{id}", "Ids recorded as failed for good (attempts exhausted or a permanent error).");
+        _meter.CreateObservableCounter("ingestion.ids.retried", () => Volatile.Read(ref _idsRetried), "{id}", "Ids put back in the queue to be called again: a failed or throttled call, or a window cut off at shutdown.");
+        _meter.CreateObservableCounter("ingestion.upstream.pauses", () => Volatile.Read(ref _pauses), "{pause}", "Windows whose calls the upstream refused for quota (429, or 503 with Retry-After), each pausing every window.");
+        _meter.CreateObservableCounter("ingestion.ids.cancelled", Cancelled, "{id}",
+            "Ids cancelled before they started, by reason: requested (POST /ingestions/{id}/cancel) or expired (their not_after passed).");
         _meter.CreateObservableGauge("ingestion.upstream.pause_remaining", () => monitor.PauseRemainingSeconds, "s",
             "Seconds left of the pause the upstream asked for; no window starts before it ends.");
         _idsInFlight = _meter.CreateUpDownCounter<long>("ingestion.ids.in_flight", "{id}", "Upstream calls under way in this process.");
@@ -42,8 +48,16 @@ public sealed class IngestionMetrics
             "ingestion.upstream.duration", "s", "Time one upstream call took.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30] });
         _meter.CreateObservableGauge("ingestion.queue.waiting", () => Waiting(monitor.Depth), "{id}", "Ids waiting, by priority.");
+        _meter.CreateObservableGauge("ingestion.queue.paused", () => monitor.QueuePaused ? 1 : 0, "{pause}",
+            "1 while an operator has paused the queue (POST /queue/pause), 0 otherwise.");
         _meter.CreateObservableGauge("ingestion.limiter.max_ids_per_window", () => monitor.MaxIdsPerWindowSpan, "{id}",
-            "The most ids started within any Window-long span of the window log: must never exceed BatchSize.");
+            "The most ids started within any span of the window log as long as the Window in force at the window that ends it.");
+        _meter.CreateObservableGauge("ingestion.limiter.violations", () => monitor.Violations, "{window}",
+            "Windows that broke the limit in force when they started (too soon after the previous one, or more ids within their Window than their batch size): must stay 0.");
+        _meter.CreateObservableGauge("ingestion.limiter.batch_size", () => limits.Current.BatchSize, "{id}",
+            "Ids per window in force: Ingestion:BatchSize, or an operator's override (PUT /limits).");
+        _meter.CreateObservableGauge("ingestion.limiter.window", () => limits.Current.Window.TotalSeconds, "s",
+            "The window in force: Ingestion:Window, or an operator's override (PUT /limits).");
     }
 
     /// <summary>Reports how long until the limiter admits the next window (zero when it would now).</summary>
@@ -53,7 +67,7 @@ public sealed class IngestionMetrics
     public void WindowStarted(ClaimedWindow window)
     {
         ArgumentNullException.ThrowIfNull(window);
-        _windowsStarted.Add(1);
+        Interlocked.Increment(ref _windowsStarted);
         foreach (var item in window.Items)
         {
             var waited = (window.StartedAt - IngestionIds.CreatedAt(item.IngestionId)).TotalSeconds;
@@ -84,17 +98,27 @@ public sealed class IngestionMetrics
             }
         }
 
-        _idsFetched.Add(fetched);
-        _idsRetried.Add(retried);
-        _idsFailed.Add(failed);
+        Interlocked.Add(ref _idsFetched, fetched);
+        Interlocked.Add(ref _idsRetried, retried);
+        Interlocked.Add(ref _idsFailed, failed);
         if (outcome.Pause is not null)
         {
-            _pauses.Add(1);
+            Interlocked.Increment(ref _pauses);
         }
     }
 
+    /// <summary>Ids this process cancelled before they started: at an operator's request, or expired at an admission.</summary>
+    public void IdsCancelled(int count, CancelReason reason) =>
+        Interlocked.Add(ref reason == CancelReason.Expired ? ref _cancelledExpired : ref _cancelledRequested, count);
+
+    private IEnumerable<Measurement<long>> Cancelled()
+    {
+        yield return new Measurement<long>(Volatile.Read(ref _cancelledRequested), new KeyValuePair<string, object?>("ingestion.cancel_reason", "requested"));
+        yield return new Measurement<long>(Volatile.Read(ref _cancelledExpired), new KeyValuePair<string, object?>("ingestion.cancel_reason", "expired"));
+    }
+
     /// <summary>Ids of a window cut off at shutdown, handed back uncounted.</summary>
-    public void IdsRequeued(int count) => _idsRetried.Add(count);
+    public void IdsRequeued(int count) => Interlocked.Add(ref _idsRetried, count);
 
     private static IEnumerable<Measurement<long>> Waiting(QueueDepth depth)
     {

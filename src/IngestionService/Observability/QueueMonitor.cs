@@ -1,26 +1,28 @@
-using IngestionService.Ingest;
+using IngestionService.Dispatch;
 using IngestionService.Storage;
-using Microsoft.Extensions.Options;
 
 namespace IngestionService.Observability;
 
 /// <summary>
 /// Samples the store every couple of seconds for what the gauges show: ids waiting by priority, and the
-/// compliance figure, the most ids started within any <c>Window</c>-long span of the window log, and the
+/// compliance figures (the most ids started within any span of the window log as long as the Window of
+/// the window that ends it, and the windows that broke the limit in force when they started), and the
 /// upstream's pause. Read
 /// from the store rather than counted in memory, so both are true for several instances as well.
 /// </summary>
-public sealed partial class QueueMonitor(IIngestionStore store, TimeProvider clock, IOptions<IngestionOptions> options, ILogger<QueueMonitor> logger) : BackgroundService
+public sealed partial class QueueMonitor(IQueueReader store, TimeProvider clock, LimitInForce limits, ILogger<QueueMonitor> logger) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
     private const int WindowsPerSample = 1000;
 
-    private readonly TimeSpan _window = options.Value.Window;
     private readonly List<(long Seq, DateTimeOffset StartedAt, int Ids)> _recent = [];
+    private (DateTimeOffset StartedAt, TimeSpan Window)? _previous;
+    private int _violations;
     private long _lastSeq;
     private QueueDepth _depth;
     private int _maxIdsPerWindowSpan;
     private DateTimeOffset? _pausedUntil;
+    private volatile bool _queuePaused;
 
     public QueueDepth Depth => _depth;
 
@@ -29,35 +31,52 @@ public sealed partial class QueueMonitor(IIngestionStore store, TimeProvider clo
 
     public int MaxIdsPerWindowSpan => Volatile.Read(ref _maxIdsPerWindowSpan);
 
+    /// <summary>Windows that broke the limit in force when they started: too soon after the previous one, or more ids within their Window than their batch size.</summary>
+    public int Violations => Volatile.Read(ref _violations);
+
+    /// <summary>Whether an operator has paused the queue, by any instance.</summary>
+    public bool QueuePaused => _queuePaused;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Interval, clock);
-        do
+        try
         {
-            try
+            do
             {
-                await SampleAsync(stoppingToken);
+                try
+                {
+                    await SampleAsync(stoppingToken);
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException)
+                {
+                    LogSampleFailed(logger, exception);
+                }
             }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                LogSampleFailed(logger, exception);
-            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping, or a host that never started being disposed: not a fault.
+        }
     }
 
     internal async Task SampleAsync(CancellationToken cancellationToken)
     {
         _depth = await store.GetQueueDepthAsync(cancellationToken);
         _pausedUntil = await store.GetPausedUntilAsync(cancellationToken);
+        _queuePaused = await store.GetQueuePauseAsync(cancellationToken) is not null;
         var fresh = (await store.GetRecentWindowsAsync(WindowsPerSample, cancellationToken))
             .Where(w => w.Seq > _lastSeq)
             .OrderBy(w => w.StartedAt)
             .ThenBy(w => w.Seq);
         foreach (var window in fresh)
         {
+            // Each window by the limit in force when it started (windows stored before limits were, by today's).
+            var limit = window.Limit ?? limits.Current;
+
             // Spans are half-open, (start - Window, start]: two windows exactly Window apart are allowed.
-            _recent.RemoveAll(w => w.StartedAt <= window.StartedAt - _window);
+            _recent.RemoveAll(w => w.StartedAt <= window.StartedAt - limit.Window);
             _recent.Add((window.Seq, window.StartedAt, window.Items.Sum(item => item.Ids.Length)));
             var inSpan = _recent.Sum(w => w.Ids);
             if (inSpan > _maxIdsPerWindowSpan)
@@ -65,10 +84,16 @@ public sealed partial class QueueMonitor(IIngestionStore store, TimeProvider clo
                 Volatile.Write(ref _maxIdsPerWindowSpan, inSpan);
             }
 
+            if (inSpan > limit.BatchSize || (_previous is { } previous && window.StartedAt - previous.StartedAt < previous.Window))
+            {
+                Interlocked.Increment(ref _violations);
+            }
+
+            _previous = (window.StartedAt, limit.Window);
             _lastSeq = Math.Max(_lastSeq, window.Seq);
         }
     }
 
-    [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "Sampling the queue for metrics failed; trying again shortly")]
+    [LoggerMessage(EventId = LogEvents.SampleFailed, Level = LogLevel.Warning, Message = "Sampling the queue for metrics failed; trying again shortly")]
     private static partial void LogSampleFailed(ILogger logger, Exception exception);
 }

@@ -24,8 +24,8 @@ internal static class IdBlob
 
     /// <summary>
     /// Reads a blob column into ids. Not through <c>GetBytes</c>: Microsoft.Data.Sqlite serves it by opening
-    /// an incremental-I/O blob handle (table metadata lookups and a finalizer per call), which tripled the
-    /// cost of a status read; one copy of the column is far cheaper.
+    /// an incremental-I/O blob handle (table metadata lookups and a finalizer per call), which costs more
+    /// than the rest of a status read; one copy of the column is cheaper.
     /// </summary>
     public static int[] Read(Microsoft.Data.Sqlite.SqliteDataReader reader, int ordinal) =>
         Unpack(reader.GetFieldValue<byte[]>(ordinal));

@@ -43,6 +43,7 @@ public sealed class ClientRetryTests
         Assert.Equal(HttpStatusCode.UnprocessableEntity, other.StatusCode);
         Assert.Equal("application/problem+json", other.Content.Headers.ContentType?.MediaType);
         Assert.Contains(await IdOf(first) + "", problem.GetProperty("errors").GetProperty("Idempotency-Key")[0].GetString(), StringComparison.Ordinal);
+        Assert.StartsWith("Nothing was stored", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Single((await app.GetJsonAsync("/ingestions")).GetProperty("ingestions").EnumerateArray());
     }
 
@@ -82,7 +83,7 @@ public sealed class ClientRetryTests
         await Eventually.ReturnsAsync(() => app.GetJsonAsync("/queue"), q => q.GetProperty("total_waiting").GetInt64() == 0, TimeSpan.FromSeconds(10), "the first window to take the ids");
         using var accepted = await PostAsync(app, """{"ids": [4, 5, 6, 7, 8, 9], "priority": "LOW"}""", "nightly-batch");
 
-        using var refused = await PostAsync(app, """{"ids": [10], "priority": "HIGH"}""");
+        using var refused = await PostAsync(app, """{"ids": [10], "priority": "LOW"}""");
         using var replayed = await PostAsync(app, """{"ids": [4, 5, 6, 7, 8, 9], "priority": "LOW"}""", "nightly-batch");
         var problem = await refused.Content.ReadFromJsonAsync<JsonElement>(Token);
         using var tooLarge = await PostAsync(app, """{"ids": [1,2,3,4,5,6,7,8,9,10], "priority": "HIGH"}""");
@@ -90,13 +91,61 @@ public sealed class ClientRetryTests
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
         Assert.InRange(refused.Headers.RetryAfter!.Delta!.Value, TimeSpan.FromSeconds(3590), TimeSpan.FromSeconds(3600));
-        Assert.Contains("Ingestion:MaxBacklog", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Contains("Ingestion:MaxBacklog (10800 s)", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal("https://tools.ietf.org/html/rfc6585#section-4", problem.GetProperty("type").GetString());
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
+        Assert.Equal("https://tools.ietf.org/html/rfc9110#section-15.5.14", (await tooLarge.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("type").GetString());
 
         // A replay adds nothing, so it gets its ingestion however full the queue is.
         Assert.Equal(HttpStatusCode.Accepted, replayed.StatusCode);
         Assert.Equal(await IdOf(accepted), await IdOf(replayed));
         Assert.Equal(6, (await app.GetJsonAsync("/queue")).GetProperty("total_waiting").GetInt64());
+    }
+
+    [Theory]
+    [InlineData("Sqlite")]
+    [InlineData("Postgres")]
+    public async Task BackpressureJudgesARequestByTheWorkAheadOfItAtItsPriorityAndAbove(string provider)
+    {
+        // One window an hour, MaxBacklog five hours. The first window takes 1, 2, 3 at once; the next starts in an hour.
+        await using var database = provider == "Postgres" ? await TempPostgresDatabase.CreateAsync() : null;
+        var settings = new Dictionary<string, string?>
+        {
+            ["Ingestion:Window"] = "01:00:00",
+            ["Ingestion:MaxBacklog"] = "05:00:00",
+            ["Upstream:SimulatedDelay"] = "01:00:00",
+            ["Ingestion:ShutdownTimeout"] = "00:00:00",
+        };
+        if (database is not null)
+        {
+            settings["Storage:Provider"] = "Postgres";
+            settings["Storage:ConnectionString"] = database.ConnectionString;
+        }
+
+        await using var app = new IngestionApp(settings);
+        await app.SubmitAsync("LOW", 1, 2, 3);
+        await Eventually.ReturnsAsync(() => app.GetJsonAsync("/queue"), q => q.GetProperty("total_waiting").GetInt64() == 0, TimeSpan.FromSeconds(10), "the first window to take the ids");
+
+        // 12 LOW ids: the next admission and four windows, five hours, just fits.
+        using var lowBacklog = await PostAsync(app, JsonSerializer.Serialize(new { ids = Enumerable.Range(11, 12), priority = "LOW" }));
+
+        // HIGH overtakes LOW: nothing waits ahead of it, so it fits however long the LOW backlog is.
+        using var high = await PostAsync(app, """{"ids": [21, 22, 23, 24, 25, 26], "priority": "HIGH"}""");
+
+        // A LOW id waits behind all 18: seven windows after the next admission, three hours too many.
+        using var low = await PostAsync(app, """{"ids": [31], "priority": "LOW"}""");
+
+        // Another HIGH fills HIGH's share to five hours; a third would need one more.
+        using var secondHigh = await PostAsync(app, """{"ids": [41, 42, 43, 44, 45, 46], "priority": "HIGH"}""");
+        using var thirdHigh = await PostAsync(app, """{"ids": [51, 52, 53], "priority": "HIGH"}""");
+
+        Assert.Equal(
+            [HttpStatusCode.Accepted, HttpStatusCode.Accepted, HttpStatusCode.TooManyRequests, HttpStatusCode.Accepted, HttpStatusCode.TooManyRequests],
+            new[] { lowBacklog, high, low, secondHigh, thirdHigh }.Select(r => r.StatusCode));
+        Assert.InRange(low.Headers.RetryAfter!.Delta!.Value, TimeSpan.FromSeconds(3 * 3600 - 10), TimeSpan.FromSeconds(3 * 3600));
+        Assert.InRange(thirdHigh.Headers.RetryAfter!.Delta!.Value, TimeSpan.FromSeconds(3600 - 10), TimeSpan.FromSeconds(3600));
+        Assert.Contains("HIGH priority and above", (await thirdHigh.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(24, (await app.GetJsonAsync("/queue")).GetProperty("total_waiting").GetInt64());
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using IngestionService.Tests.Infrastructure;
 
 namespace IngestionService.Tests.Api;
@@ -119,6 +120,36 @@ public sealed class DashboardApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         Assert.Contains("limit", await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheListOfIngestionsIsFilteredByStatusAndPriorityOverHttp()
+    {
+        var high = await _app.SubmitAsync("HIGH", 1);
+        var low = await _app.SubmitAsync("LOW", 2);
+
+        async Task<string?[]> ListAsync(string query) =>
+            [.. (await _app.GetJsonAsync($"/ingestions?{query}")).GetProperty("ingestions").EnumerateArray().Select(i => i.GetProperty("ingestion_id").GetString())];
+
+        Assert.Equal([high.ToString()], await ListAsync("priority=HIGH"));
+        Assert.Equal([low.ToString()], await ListAsync("priority=LOW&limit=5"));
+        Assert.Empty(await ListAsync("priority=MEDIUM"));
+        Assert.Empty(await ListAsync("failed=true"));
+        Assert.Equal([low.ToString(), high.ToString()], await ListAsync("failed=false"));
+    }
+
+    [Theory]
+    [InlineData("status=done", "status", "yet_to_start, triggered, completed")]
+    [InlineData("priority=high", "priority", "HIGH, MEDIUM, LOW")]
+    [InlineData("failed=yes", "failed", "true or false")]
+    public async Task TheListOfIngestionsRefusesABadFilterNamingIt(string query, string field, string expected)
+    {
+        using var response = await _app.Client.GetAsync(new Uri($"/ingestions?{query}", UriKind.Relative), TestContext.Current.CancellationToken);
+        var problem = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(expected, problem.GetProperty("errors").GetProperty(field)[0].GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -8,6 +8,7 @@ namespace IngestionService.Tests.Api;
 /// on loopback that fails in every way the issue names, in real time: the limit holds at the upstream
 /// itself while ids are retried, a 429 pauses everything for its Retry-After, and failures are reported.
 /// </summary>
+[Collection(nameof(RunsAlone))]
 public sealed class HttpUpstreamEndToEndTests
 {
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(5);
@@ -69,6 +70,16 @@ public sealed class HttpUpstreamEndToEndTests
         var windows = (await app.GetJsonAsync("/windows")).GetProperty("windows").EnumerateArray().Reverse().ToList();
         Assert.Equal(3, windows.Count);
         Assert.Equal([false, true, false], windows.Select(w => w.TryGetProperty("paused_until", out _)));
+
+        // And what each call came to, id by id: the retry, the 429 and both kinds of failure.
+        Assert.Equal(
+            [
+                "1 succeeded, 2 retrying, 3 succeeded",
+                "2 succeeded, 4 throttled, 5 retrying",
+                "4 succeeded, 5 failed, 6 failed",
+            ],
+            windows.Select(w => string.Join(", ", w.GetProperty("items").EnumerateArray().SelectMany(item =>
+                item.GetProperty("ids").EnumerateArray().Zip(item.GetProperty("outcomes").EnumerateArray(), (id, outcome) => $"{id.GetInt32()} {outcome.GetString()}")))));
     }
 
     private static (string?, int, int) Describe(JsonElement result) =>

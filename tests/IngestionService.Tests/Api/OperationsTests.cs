@@ -38,6 +38,19 @@ public sealed class OperationsTests
         Assert.Equal(["succeeded", "retrying", "failed"], schemas.GetProperty("FetchState").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
         Assert.Equal(["HIGH", "MEDIUM", "LOW"], schemas.GetProperty("Priority").GetProperty("enum").EnumerateArray().Select(e => e.GetString()));
         Assert.True(schemas.GetProperty("IngestionStatus").GetProperty("properties").TryGetProperty("batches", out _));
+
+        // The reference's sections are what a user does, never the classes behind the endpoints.
+        var sections = document.GetProperty("paths").EnumerateObject()
+            .SelectMany(path => path.Value.EnumerateObject())
+            .Select(operation => operation.Value.GetProperty("tags").EnumerateArray().Single().GetString())
+            .Distinct()
+            .Order();
+        Assert.Equal(["Operations", "Queue and windows", "Queue control", "Results", "Submit and track"], sections);
+        Assert.Equal(["Submit and track", "Results", "Queue and windows", "Queue control", "Operations"], document.GetProperty("tags").EnumerateArray().Select(t => t.GetProperty("name").GetString()));
+        var ready = document.GetProperty("paths").GetProperty("/health/ready").GetProperty("get");
+        Assert.Equal(["200", "503"], ready.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
+        Assert.Equal("text/plain", document.GetProperty("paths").GetProperty("/metrics").GetProperty("get").GetProperty("responses").GetProperty("200").GetProperty("content").EnumerateObject().Single().Name);
+        Assert.DoesNotContain("&amp;", document.GetRawText(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -49,7 +62,77 @@ public sealed class OperationsTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
-        Assert.Contains("openapi/v1.json", await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken), StringComparison.Ordinal);
+        var page = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+        Assert.Contains("openapi/v1.json", page, StringComparison.Ordinal);
+
+        // A self-hosted tool: the reference links to no outside service (AI chat, SDK generation and deploy, MCP) and reports nothing.
+        Assert.Contains("\"showDeveloperTools\":\"never\"", page, StringComparison.Ordinal);
+        Assert.Contains("\"agent\":{\"disabled\":true}", page, StringComparison.Ordinal);
+        Assert.Contains("\"mcp\":{\"disabled\":true}", page, StringComparison.Ordinal);
+        Assert.Contains("\"telemetry\":false", page, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task HealthAnswersAsReadinessAndAnIngestionsAddressAnswersItsStatus()
+    {
+        await using var app = new IngestionApp(new() { ["Ingestion:Window"] = "01:00:00", ["Ingestion:ShutdownTimeout"] = "00:00:00" });
+        var ingestion = await app.SubmitAsync("LOW", 1, 2, 3, 4);
+
+        using var health = await app.Client.GetAsync(new Uri("/health", UriKind.Relative), TestContext.Current.CancellationToken);
+        var report = await health.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
+        var status = await app.Client.GetStringAsync(new Uri($"/status/{ingestion}", UriKind.Relative), TestContext.Current.CancellationToken);
+        var guessed = await app.Client.GetStringAsync(new Uri($"/ingestions/{ingestion}", UriKind.Relative), TestContext.Current.CancellationToken);
+        using var unknown = await app.Client.GetAsync(new Uri($"/ingestions/{Guid.NewGuid()}", UriKind.Relative), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        Assert.Equal(["dispatcher", "storage"], report.GetProperty("checks").EnumerateObject().Select(c => c.Name).Order());
+        Assert.Equal(status, guessed);
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal("Unknown ingestion", (await unknown.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("title").GetString());
+    }
+
+    [Theory]
+    [InlineData("/status/{id}")]
+    [InlineData("/ingestions/{id}")]
+    [InlineData("/windows")]
+    [InlineData("/queue")]
+    [InlineData("/")]
+    public async Task HeadAnswersWhereGetDoesWithTheHeadersOnly(string path)
+    {
+        await using var app = new IngestionApp(new() { ["Ingestion:Window"] = "01:00:00", ["Ingestion:ShutdownTimeout"] = "00:00:00" });
+        var ingestion = await app.SubmitAsync("LOW", 1, 2, 3, 4);
+        var uri = new Uri(path.Replace("{id}", ingestion.ToString(), StringComparison.Ordinal), UriKind.Relative);
+
+        using var get = await app.Client.GetAsync(uri, TestContext.Current.CancellationToken);
+        using var head = await app.Client.SendAsync(new HttpRequestMessage(HttpMethod.Head, uri), TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.OK, get.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.Equal(get.Content.Headers.ContentType?.MediaType, head.Content.Headers.ContentType?.MediaType);
+        Assert.Empty(await head.Content.ReadAsByteArrayAsync(TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task EveryTimeTheApiWritesIsIsoUtcWithMilliseconds()
+    {
+        await using var app = new IngestionApp(new() { ["Ingestion:Window"] = "01:00:00", ["Upstream:SimulatedDelay"] = "00:00:00", ["Ingestion:ShutdownTimeout"] = "00:00:00" });
+        var ingestion = await app.SubmitAsync("LOW", 1, 2, 3, 4);
+        await Eventually.ReturnsAsync(() => app.GetJsonAsync("/windows"), w => w.GetProperty("windows").GetArrayLength() == 1 && w.GetProperty("windows")[0].GetProperty("state").GetString() == "completed", TimeSpan.FromSeconds(10), "the first window to finish");
+
+        var queue = await app.GetJsonAsync("/queue");
+        var window = (await app.GetJsonAsync("/windows")).GetProperty("windows")[0];
+        var listed = (await app.GetJsonAsync("/ingestions")).GetProperty("ingestions")[0];
+        var status = await app.StatusAsync(ingestion);
+        var result = (await app.GetJsonAsync($"/ingestions/{ingestion}/results")).GetProperty("results")[0];
+
+        string?[] times =
+        [
+            queue.GetProperty("now").GetString(), queue.GetProperty("next_admission_at").GetString(),
+            window.GetProperty("started_at").GetString(), window.GetProperty("finished_at").GetString(),
+            listed.GetProperty("created_at").GetString(), status.GetProperty("created_at").GetString(),
+            status.GetProperty("batches")[0].GetProperty("completed_at").GetString(), result.GetProperty("fetched_at").GetString(),
+        ];
+        Assert.All(times, time => Assert.Matches(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$", time));
     }
 
     [Fact]
@@ -81,6 +164,15 @@ public sealed class OperationsTests
         // A process of its own: meters are process-wide, and other tests' in-process servers would mix in.
         using var database = new TempDatabase();
         await using var service = await ServiceProcess.StartAsync(database.ConnectionString, Quick.ToDictionary(p => p.Key, p => p.Value!));
+
+        // Exported from the start, at zero, so a dashboard's rate() has a series before the first window.
+        var fresh = await MetricsAsync(service);
+        foreach (var counter in (string[])["ingestion_windows_started_total", "ingestion_ids_fetched_total", "ingestion_ids_failed_total", "ingestion_ids_retried_total", "ingestion_upstream_pauses_total", "ingestion_limiter_violations"])
+        {
+            // Value() reads an absent series as 0, so the series' own line is looked for.
+            Assert.Matches(new System.Text.RegularExpressions.Regex($@"(?m)^{counter}(\{{[^}}]*\}})? 0(\.0)?( \d+)?\r?$"), fresh);
+        }
+
         await SubmitAsync(service, "HIGH", 1);
         await Eventually.ReturnsAsync(() => MetricsAsync(service), m => Value(m, "ingestion_windows_started_total") >= 1, TimeSpan.FromSeconds(10), "a first window");
 
@@ -90,6 +182,7 @@ public sealed class OperationsTests
 
         Assert.True(Value(after, "ingestion_windows_started_total") > Value(before, "ingestion_windows_started_total"));
         Assert.InRange(Value(after, "ingestion_limiter_max_ids_per_window"), 1, 3);
+        Assert.Equal(0, Value(after, "ingestion_limiter_violations"));
         Assert.Equal(30, Value(after, "ingestion_wait_duration_seconds_count{ingestion_priority=\"LOW\"}"));
         Assert.Equal(1, Value(after, "ingestion_wait_duration_seconds_count{ingestion_priority=\"HIGH\"}"));
         Assert.Equal(31, Value(after, "ingestion_upstream_duration_seconds_count"));

@@ -43,4 +43,76 @@ public sealed class PostgresHttpTests
         Assert.Equal(starts[2], mediumStatus.GetProperty("batches")[1].GetProperty("triggered_at").GetDateTime());
         Assert.True(mediumStatus.GetProperty("created_at").GetDateTime() <= starts[0]);
     }
+
+    [Fact]
+    public async Task APauseOrAResumeThroughOneInstanceIsHonouredByTheOther()
+    {
+        await using var database = await TempPostgresDatabase.CreateAsync();
+        Dictionary<string, string?> Settings() => new()
+        {
+            ["Storage:Provider"] = "Postgres",
+            ["Storage:ConnectionString"] = database.ConnectionString,
+            ["Ingestion:Window"] = "00:00:00.200",
+            ["Ingestion:PollInterval"] = "00:00:00.100",
+            ["Upstream:SimulatedDelay"] = "00:00:00",
+        };
+        await using var first = new IngestionApp(Settings());
+        await using var second = new IngestionApp(Settings());
+
+        using (var paused = await first.Client.PostAsync(new Uri("/queue/pause", UriKind.Relative), null, TestContext.Current.CancellationToken))
+        {
+            paused.EnsureSuccessStatusCode();
+        }
+
+        // Submitted to the other instance, whose dispatcher is woken at once: it must not start a window.
+        var ingestion = await second.SubmitAsync("MEDIUM", 1, 2, 3);
+        var secondSees = await second.GetJsonAsync("/queue");
+        await Task.Delay(TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken); // ten polls of each instance, five windows' time
+        var whilePaused = await first.StatusAsync(ingestion);
+
+        using (var resumed = await second.Client.PostAsync(new Uri("/queue/resume", UriKind.Relative), null, TestContext.Current.CancellationToken))
+        {
+            resumed.EnsureSuccessStatusCode();
+        }
+
+        var done = await Eventually.ReturnsAsync(() => first.StatusAsync(ingestion), s => s.GetProperty("status").GetString() == "completed", TimeSpan.FromSeconds(10), "the resumed queue to run on either instance");
+
+        Assert.True(secondSees.GetProperty("paused").GetBoolean());
+        Assert.Equal(("yet_to_start", true), (whilePaused.GetProperty("status").GetString(), whilePaused.GetProperty("queue_paused").GetBoolean()));
+        Assert.Equal(3, done.GetProperty("completed_ids").GetInt32());
+    }
+
+    [Fact]
+    public async Task ALimitSetThroughOneInstanceIsAppliedByTheOtherFromItsNextAdmission()
+    {
+        await using var database = await TempPostgresDatabase.CreateAsync();
+        Dictionary<string, string?> Settings() => new()
+        {
+            ["Storage:Provider"] = "Postgres",
+            ["Storage:ConnectionString"] = database.ConnectionString,
+            ["Ingestion:Window"] = "00:00:00.100",
+            ["Ingestion:PollInterval"] = "00:00:00.050",
+            ["Upstream:SimulatedDelay"] = "00:00:00",
+        };
+        await using var first = new IngestionApp(Settings());
+        await using var second = new IngestionApp(Settings());
+
+        using (var set = await first.Client.PutAsync(new Uri("/limits", UriKind.Relative), new StringContent("""{"batch_size": 1, "window": "00:00:00.400"}""", System.Text.Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken))
+        {
+            set.EnsureSuccessStatusCode();
+        }
+
+        var ingestion = await second.SubmitAsync("MEDIUM", 1, 2, 3, 4);
+        await Eventually.ReturnsAsync(() => second.StatusAsync(ingestion), s => s.GetProperty("status").GetString() == "completed", TimeSpan.FromSeconds(15), "the ingestion to finish under the new limit");
+        var windows = (await first.GetJsonAsync("/windows")).GetProperty("windows").EnumerateArray()
+            .Select(w => (Start: w.GetProperty("started_at").GetDateTime(), Ids: w.GetProperty("items").EnumerateArray().Sum(i => i.GetProperty("ids").GetArrayLength())))
+            .Reverse().ToList();
+        var secondLimits = await second.GetJsonAsync("/limits");
+        var secondQueue = await second.GetJsonAsync("/queue");
+
+        Assert.Equal([1, 1, 1, 1], windows.Select(w => w.Ids));
+        Assert.All(windows.Zip(windows.Skip(1)), pair => Assert.True(pair.Second.Start - pair.First.Start >= TimeSpan.FromMilliseconds(400), $"windows {pair.First.Start:O} and {pair.Second.Start:O} closer than 400 ms"));
+        Assert.Equal(("override", 1, "00:00:00.400"), (secondLimits.GetProperty("source").GetString(), secondLimits.GetProperty("batch_size").GetInt32(), secondLimits.GetProperty("window").GetString()));
+        Assert.Equal((1, 0.4), (secondQueue.GetProperty("batch_size").GetInt32(), secondQueue.GetProperty("window_seconds").GetDouble()));
+    }
 }

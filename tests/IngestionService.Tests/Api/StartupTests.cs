@@ -19,6 +19,7 @@ public sealed class StartupTests
     [InlineData("Upstream:Timeout", "00:00:00")]
     [InlineData("Ingestion:MaxBacklog", "00:00:01")]
     [InlineData("Ingestion:IdempotencyKeyLifetime", "00:00:01")]
+    [InlineData("Ingestion:AcceptedStatusCode", "204")]
     public async Task ABadSettingStopsTheStartWithAMessageNamingItsKey(string key, string value)
     {
         await using var app = new IngestionApp(new() { [key] = value });
@@ -28,6 +29,80 @@ public sealed class StartupTests
         var validation = failure as OptionsValidationException ?? failure.InnerException as OptionsValidationException;
         Assert.NotNull(validation);
         Assert.Contains(key, validation.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Ingestion:Window", "00:00:00", "Configuration error: Ingestion:Window must be a positive duration")]
+    [InlineData("Ingestion:Window", "soon", "Configuration error: Ingestion:Window must be a duration such as 00:00:05 (hh:mm:ss) (got 'soon').")]
+    [InlineData("Upstream:Mode", "Htp", "Configuration error: Upstream:Mode must be one of Simulated, Http (got 'Htp').")]
+    public async Task ABadSettingEndsTheProcessWithOneLineNamingTheKeyAndExitCode1(string key, string value, string line)
+    {
+        using var database = new TempDatabase();
+
+        var (exitCode, output) = await ServiceProcess.RunToExitAsync(
+            new Dictionary<string, string> { [key] = value, ["Storage:ConnectionString"] = database.ConnectionString },
+            "--urls", "http://127.0.0.1:0");
+
+        Assert.Equal(1, exitCode);
+        Assert.StartsWith(line, Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task APortInUseEndsTheProcessWithOneLineNamingTheAddressAndExitCode1()
+    {
+        using var database = new TempDatabase();
+        using var taken = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var address = $"http://127.0.0.1:{((IPEndPoint)taken.LocalEndpoint).Port}";
+
+        var (exitCode, output) = await ServiceProcess.RunToExitAsync(new Dictionary<string, string> { ["Storage:ConnectionString"] = database.ConnectionString }, "--urls", address);
+
+        Assert.Equal(1, exitCode);
+        var only = Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(address, only, StringComparison.Ordinal);
+        Assert.Contains("address already in use", only, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task StartedFromAnotherFolderItServesTheDashboardAndSaysWhatIsInForce()
+    {
+        using var database = new TempDatabase();
+        var elsewhere = Directory.CreateTempSubdirectory("ingestion-elsewhere-");
+        try
+        {
+            await using var service = await ServiceProcess.StartAsync(database.ConnectionString, workingDirectory: elsewhere.FullName);
+
+            using var page = await service.Client.GetAsync(new Uri("/", UriKind.Relative), TestContext.Current.CancellationToken);
+
+            Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+            Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+            await Eventually.HoldsAsync(() => service.Output.Contains("Ingestion service ready", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the start-up line");
+            var line = service.Output.Split('\n').Single(l => l.Contains("Ingestion service ready", StringComparison.Ordinal));
+            Assert.Contains($"store SQLite {database.FilePath}", line, StringComparison.Ordinal);
+            Assert.Contains("upstream Simulated; limit 3 ids per 5 s", line, StringComparison.Ordinal);
+            Assert.Contains($"dashboard {service.BaseAddress}", line, StringComparison.Ordinal);
+            Assert.Contains($"{service.BaseAddress}docs", line, StringComparison.Ordinal);
+            Assert.DoesNotContain("WebRootPath", service.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            elsewhere.Delete(recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("200", HttpStatusCode.OK)]
+    [InlineData("201", HttpStatusCode.Created)]
+    public async Task AClientThatInsistsOnAnotherSuccessCodeCanHaveItWithTheSameBodyAndLocation(string setting, HttpStatusCode expected)
+    {
+        await using var app = new IngestionApp(new() { ["Ingestion:AcceptedStatusCode"] = setting, ["Ingestion:Window"] = "01:00:00", ["Ingestion:ShutdownTimeout"] = "00:00:00" });
+
+        using var response = await app.PostIngestAsync("""{"ids": [1, 2], "priority": "HIGH"}""");
+        var id = (await System.Net.Http.Json.HttpContentJsonExtensions.ReadFromJsonAsync<System.Text.Json.JsonElement>(response.Content, TestContext.Current.CancellationToken)).GetProperty("ingestion_id").GetGuid();
+
+        Assert.Equal(expected, response.StatusCode);
+        Assert.Equal($"/status/{id}", response.Headers.Location?.OriginalString);
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(response.Headers.Location, TestContext.Current.CancellationToken)).StatusCode);
     }
 
     [Fact]

@@ -12,6 +12,10 @@ public sealed class CrashTests : IDisposable
 
     // Fetches take most of the window, so the kill lands mid-window even on a loaded machine.
     private static readonly Dictionary<string, string> SlowFetches = new() { ["Upstream:SimulatedDelay"] = "00:00:03" };
+
+    // After the restart the refetch of the killed window must still be running when its status is read,
+    // however long the new process takes to start on a loaded machine (seconds, when every test runs at once).
+    private static readonly Dictionary<string, string> SlowerFetches = new() { ["Upstream:SimulatedDelay"] = "00:00:08" };
     private readonly TempDatabase _database = new();
 
     public void Dispose() => _database.Dispose();
@@ -30,13 +34,13 @@ public sealed class CrashTests : IDisposable
             await doomed.KillAsync();
         }
 
-        await using var revived = await ServiceProcess.StartAsync(_database.ConnectionString, SlowFetches);
+        await using var revived = await ServiceProcess.StartAsync(_database.ConnectionString, SlowerFetches);
         var afterRestart = await StatusAsync(revived.Client, first);
         Assert.Equal("completed", BatchStatus(afterRestart, 0));
         Assert.Equal("triggered", BatchStatus(afterRestart, 1));
         Assert.Equal(HttpStatusCode.OK, (await revived.Client.GetAsync(new Uri($"/status/{acknowledgedJustBeforeTheCrash}", UriKind.Relative), TestContext.Current.CancellationToken)).StatusCode);
 
-        await Eventually.ReturnsAsync(() => StatusAsync(revived.Client, acknowledgedJustBeforeTheCrash), s => s.GetProperty("status").GetString() == "completed", TimeSpan.FromSeconds(40), "all work to finish after the restart");
+        await Eventually.ReturnsAsync(() => StatusAsync(revived.Client, acknowledgedJustBeforeTheCrash), s => s.GetProperty("status").GetString() == "completed", TimeSpan.FromSeconds(60), "all work to finish after the restart");
         Assert.Equal("completed", (await StatusAsync(revived.Client, first)).GetProperty("status").GetString());
 
         var log = await revived.Client.GetFromJsonAsync<JsonElement>("/windows?limit=100", TestContext.Current.CancellationToken);

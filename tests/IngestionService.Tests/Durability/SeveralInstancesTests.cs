@@ -11,6 +11,7 @@ namespace IngestionService.Tests.Durability;
 /// global order, one rate limit, and when the instance that is fetching is killed with SIGKILL, the
 /// others take its window back after its lease and finish the work.
 /// </summary>
+[Collection(nameof(RunsAlone))]
 public sealed class SeveralInstancesTests
 {
     // Two seconds: eight submissions must fit in one window on a loaded 2-core machine.

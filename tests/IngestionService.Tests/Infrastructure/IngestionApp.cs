@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
@@ -63,6 +64,21 @@ public class IngestionApp : WebApplicationFactory<Program>
     }
 
     public Task<JsonElement> StatusAsync(Guid ingestionId) => GetJsonAsync($"/status/{ingestionId}");
+
+    /// <summary>
+    /// The latest value of one of this service's own instruments. Read from its meter factory, not from
+    /// <c>/metrics</c>: in a test process every service's exporter also sees the other services' meters of the same name.
+    /// </summary>
+    public T? LatestMeasurement<T>(string instrument, params (string Key, string Value)[] tags)
+        where T : struct
+    {
+        _ = Client; // the server is built
+        using var collector = new Microsoft.Extensions.Diagnostics.Metrics.Testing.MetricCollector<T>(
+            Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), IngestionService.Observability.IngestionMetrics.MeterName, instrument);
+        collector.RecordObservableInstruments();
+        return collector.GetMeasurementSnapshot()
+            .LastOrDefault(m => tags.All(tag => m.Tags.TryGetValue(tag.Key, out var value) && Equals(value, tag.Value)))?.Value;
+    }
 
     public override async ValueTask DisposeAsync()
     {

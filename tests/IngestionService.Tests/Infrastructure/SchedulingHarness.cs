@@ -1,7 +1,7 @@
+using IngestionService.Control;
 using IngestionService.Dispatch;
 using IngestionService.Ingest;
 using IngestionService.Storage;
-using IngestionService.Storage.Sqlite;
 using IngestionService.Upstream;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -22,7 +22,7 @@ public sealed class SchedulingHarness : IAsyncDisposable
 
     private readonly CancellationTokenSource _stop = new();
 
-    private SchedulingHarness(FakeTimeProvider clock, SqliteIngestionStore store, Dispatcher dispatcher, IngestionSubmitter submitter, CountingUpstream upstream)
+    private SchedulingHarness(FakeTimeProvider clock, StoreUnderTest store, Dispatcher dispatcher, IngestionSubmitter submitter, CountingUpstream upstream)
     {
         Clock = clock;
         Store = store;
@@ -33,13 +33,16 @@ public sealed class SchedulingHarness : IAsyncDisposable
 
     public FakeTimeProvider Clock { get; }
 
-    public SqliteIngestionStore Store { get; }
+    public StoreUnderTest Store { get; }
 
     public Dispatcher Dispatcher { get; }
 
     public IngestionSubmitter Submitter { get; }
 
     public CountingUpstream Upstream { get; }
+
+    /// <summary>Pause, resume and cancel, as the control API does them.</summary>
+    public QueueControl Control { get; private init; } = null!;
 
     /// <summary>Fake time elapsed since <see cref="T0"/>.</summary>
     public TimeSpan Elapsed => Clock.GetUtcNow() - T0;
@@ -52,27 +55,33 @@ public sealed class SchedulingHarness : IAsyncDisposable
         DateTimeOffset? now = null,
         Func<int, int, UpstreamAnswer?>? script = null,
         UpstreamOptions? upstreamOptions = null,
-        Func<IIngestionStore, IIngestionStore>? dispatcherStore = null)
+        Func<IQueueStore, IQueueStore>? dispatcherStore = null)
     {
         var clock = new FakeTimeProvider(now ?? T0);
         var ingestion = Options.Create(new IngestionOptions { BatchSize = batchSize, Window = window ?? TimeSpan.FromSeconds(5), ShutdownTimeout = TimeSpan.Zero });
-        var store = new SqliteIngestionStore(Options.Create(new StorageOptions { ConnectionString = database.ConnectionString }), NullLogger<SqliteIngestionStore>.Instance);
-        await store.InitializeAsync(CancellationToken.None);
+        var store = await StoreUnderTest.OpenSqliteAsync(database.ConnectionString, clock: clock);
         var signal = new DispatchSignal();
         var upstream = new CountingUpstream(clock, fetchDelay ?? TimeSpan.FromSeconds(1), script);
         // No jitter on the fake clock: every retry comes due at the top of its range, so tests know when.
         var retryPolicy = new RetryPolicy(Options.Create(upstreamOptions ?? new UpstreamOptions()), () => 1.0);
-        var dispatcher = new Dispatcher(dispatcherStore?.Invoke(store) ?? store, upstream, retryPolicy, signal, clock, ingestion, Options.Create(upstreamOptions ?? new UpstreamOptions()), NullLogger<Dispatcher>.Instance);
-        var harness = new SchedulingHarness(clock, store, dispatcher, new IngestionSubmitter(store, signal, clock, ingestion), upstream);
+        var limits = new LimitInForce(ingestion);
+        var dispatcher = new Dispatcher(dispatcherStore?.Invoke(store.Queue) ?? store.Queue, upstream, retryPolicy, signal, new AdmissionBound(), clock, ingestion, Options.Create(upstreamOptions ?? new UpstreamOptions()), limits, NullLogger<Dispatcher>.Instance);
+        var harness = new SchedulingHarness(clock, store, dispatcher, new IngestionSubmitter(store.Queue, signal, clock, ingestion, limits), upstream)
+        {
+            Control = new QueueControl(store.Queue, signal, limits),
+        };
         await dispatcher.StartAsync(CancellationToken.None);
         await harness.QuiescentAsync();
         return harness;
     }
 
     /// <summary>Submits like <c>POST /ingest</c> does, then lets the dispatcher react before time moves on.</summary>
-    public async Task<Guid> SubmitAsync(Priority priority, params int[] ids)
+    public Task<Guid> SubmitAsync(Priority priority, params int[] ids) => SubmitAsync(priority, notAfter: null, ids);
+
+    /// <summary>Submits with a <c>not_after</c>: ids not started by then expire.</summary>
+    public async Task<Guid> SubmitAsync(Priority priority, DateTimeOffset? notAfter, params int[] ids)
     {
-        var result = await Submitter.SubmitAsync(priority, ids, null, CancellationToken.None);
+        var result = await Submitter.SubmitAsync(IngestParseResult.Ok(priority, ids) with { NotAfter = notAfter }, null, CancellationToken.None);
         await QuiescentAsync();
         return result.IngestionId;
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace IngestionService.Tests.Infrastructure;
 
@@ -14,19 +15,18 @@ public sealed class ServiceProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly StringBuilder _output = new();
 
-    private ServiceProcess(Process process, Uri baseAddress)
-    {
-        _process = process;
-        BaseAddress = baseAddress;
-        Client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(10) };
-    }
+    private static readonly Regex Listening = new(@"Now listening on: http://[^\s]*:(?<port>\d+)\s*$", RegexOptions.CultureInvariant);
+    private HttpClient? _client;
 
-    public Uri BaseAddress { get; }
+    private ServiceProcess(Process process) => _process = process;
+
+    /// <summary>Where the process said it listens (on loopback); known once <see cref="StartAsync"/> has returned.</summary>
+    public Uri BaseAddress => Client.BaseAddress!;
 
     /// <summary>The operating system's id of the process, as the PostgreSQL store names its windows' owner.</summary>
     public int ProcessId => _process.Id;
 
-    public HttpClient Client { get; }
+    public HttpClient Client => _client ?? throw new InvalidOperationException("The service has not said where it listens yet.");
 
     /// <summary>What the service wrote to stdout and stderr so far, for failure messages.</summary>
     public string Output
@@ -40,38 +40,53 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<ServiceProcess> StartAsync(string connectionString, IDictionary<string, string>? settings = null, bool portFromEnvironment = false)
+    /// <summary>Runs the service with these settings and arguments until it exits by itself (a start that fails); its exit code and what it printed.</summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IDictionary<string, string> settings, params string[] arguments)
     {
-        var port = FreePort();
-        var directory = AppContext.BaseDirectory;
-        var start = new ProcessStartInfo("dotnet")
+        var start = StartInfo(settings, null);
+        foreach (var argument in arguments)
         {
-            WorkingDirectory = directory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(directory, "IngestionService.dll"));
-        start.Environment.Remove("ASPNETCORE_URLS");
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the service process.");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("The service did not exit within 60 s: it started instead of failing.");
+        }
+
+        return (process.ExitCode, (await stdout) + (await stderr));
+    }
+
+    /// <summary>
+    /// Starts the service and waits until it answers. The port is the one the process itself reports
+    /// listening on (Kestrel picks a free one for port 0), never a port chosen beforehand: a port chosen
+    /// beforehand can be taken meanwhile by another test's service, whose answers would then look like ours.
+    /// </summary>
+    public static async Task<ServiceProcess> StartAsync(string connectionString, IDictionary<string, string>? settings = null, bool portFromEnvironment = false, string? workingDirectory = null)
+    {
+        var start = StartInfo(settings ?? new Dictionary<string, string>(), workingDirectory);
+        start.Environment["Storage__ConnectionString"] = connectionString;
         if (portFromEnvironment)
         {
-            start.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            start.Environment["PORT"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
         else
         {
             start.ArgumentList.Add("--urls");
-            start.ArgumentList.Add($"http://127.0.0.1:{port}");
-        }
-
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        start.Environment["Storage__ConnectionString"] = connectionString;
-        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
-        {
-            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+            start.ArgumentList.Add("http://127.0.0.1:0");
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the service process.");
-        var service = new ServiceProcess(process, new Uri($"http://127.0.0.1:{port}"));
+        var service = new ServiceProcess(process);
         process.OutputDataReceived += (_, e) => service.Append(e.Data);
         process.ErrorDataReceived += (_, e) => service.Append(e.Data);
         process.BeginOutputReadLine();
@@ -85,17 +100,20 @@ public sealed class ServiceProcess : IAsyncDisposable
                 throw new InvalidOperationException($"The service exited with code {process.ExitCode} while starting:\n{service.Output}");
             }
 
-            try
+            if (service._client is { } client)
             {
-                using var response = await service.Client.GetAsync(new Uri("/windows?limit=1", UriKind.Relative));
-                if (response.StatusCode == HttpStatusCode.OK)
+                try
                 {
-                    return service;
+                    using var response = await client.GetAsync(new Uri("/windows?limit=1", UriKind.Relative));
+                    if (response.StatusCode == HttpStatusCode.OK)
+                    {
+                        return service;
+                    }
                 }
-            }
-            catch (HttpRequestException)
-            {
-                // Not listening yet.
+                catch (HttpRequestException)
+                {
+                    // Listening, but not serving yet.
+                }
             }
 
             if (DateTime.UtcNow > deadline)
@@ -135,7 +153,7 @@ public sealed class ServiceProcess : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await KillAsync();
-        Client.Dispose();
+        _client?.Dispose();
         _process.Dispose();
     }
 
@@ -150,6 +168,33 @@ public sealed class ServiceProcess : IAsyncDisposable
         {
             _output.AppendLine(line);
         }
+
+        if (_client is null && Listening.Match(line) is { Success: true } match)
+        {
+            _client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{match.Groups["port"].Value}"), Timeout = TimeSpan.FromSeconds(10) };
+        }
+    }
+
+    /// <summary>The service's binary from this test's output folder, in Production, with the settings as environment variables.</summary>
+    private static ProcessStartInfo StartInfo(IDictionary<string, string> settings, string? workingDirectory)
+    {
+        var directory = AppContext.BaseDirectory;
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workingDirectory ?? directory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(directory, "IngestionService.dll"));
+        start.Environment.Remove("ASPNETCORE_URLS");
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        foreach (var (key, value) in settings)
+        {
+            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        }
+
+        return start;
     }
 
     private static int FreePort()

@@ -76,16 +76,11 @@ public sealed class TempPostgresDatabase : IAsyncDisposable
             NpgsqlConnection.ClearPool(pooled);
         }
 
-        try
-        {
-            await using var connection = new NpgsqlConnection(_serverConnectionString);
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Name} WITH (FORCE)", connection);
-            await command.ExecuteNonQueryAsync();
-        }
-        catch (NpgsqlException)
-        {
-            // A throwaway server is thrown away anyway; a leftover database must not fail a passing test.
-        }
+        // Not the test's token: a test that is cancelled or failed still drops what it made. A drop that
+        // fails is the test's failure, so no run leaves databases behind unnoticed.
+        await using var connection = new NpgsqlConnection(_serverConnectionString);
+        await connection.OpenAsync(CancellationToken.None);
+        await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Name} WITH (FORCE)", connection);
+        await command.ExecuteNonQueryAsync(CancellationToken.None);
     }
 }

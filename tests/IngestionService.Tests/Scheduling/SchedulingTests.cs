@@ -30,6 +30,31 @@ public sealed class SchedulingTests : IDisposable
     }
 
     [Fact]
+    public async Task APauseHoldsEveryWindowTheWindowInFlightFinishesAndTheResumeStartsTheNextAtOnce()
+    {
+        await using var harness = await SchedulingHarness.StartAsync(_database);
+
+        await harness.SubmitAsync(Priority.Medium, 1, 2, 3, 4, 5);
+        await harness.AdvanceToAsync(0.5 * Second);                 // window 1 in flight
+        await harness.Control.PauseAsync("maintenance", CancellationToken.None);
+        await harness.SubmitAsync(Priority.High, 6, 7);             // accepted while paused
+        await harness.AdvanceToAsync(60 * Second);                  // a minute: nothing more starts
+        var whilePaused = await harness.WindowsAsync();
+        var status = await harness.StatusAsync((await harness.Store.GetRecentIngestionsAsync(1, CancellationToken.None))[0].Id);
+
+        await harness.Control.ResumeAsync(CancellationToken.None);
+        await harness.QuiescentAsync();
+        await harness.AdvanceToAsync(80 * Second);
+        var windows = await harness.WindowsAsync();
+
+        Assert.Equal([[1, 2, 3]], whilePaused.Select(Ids));
+        Assert.Equal(WindowState.Completed, whilePaused[0].State);
+        Assert.True(status.QueuePaused);
+        Assert.Equal([[1, 2, 3], [6, 7, 4], [5]], windows.Select(Ids));
+        Assert.Equal([0 * Second, 60 * Second, 65 * Second], windows.Select(w => w.StartedAt - SchedulingHarness.T0));
+    }
+
+    [Fact]
     public async Task HigherPriorityOvertakesWorkThatIsAlreadyWaiting()
     {
         await using var harness = await SchedulingHarness.StartAsync(_database);

@@ -36,10 +36,13 @@ public sealed class StatusCacheTests
         var finished = Waiting(id, started: 6) with { Spans = [new WindowSpan(0, 6, T0, T0.AddSeconds(1), WindowState.Completed)] };
         var retrying = finished with { Requeued = [4] };
         var paused = retrying with { PausedUntil = T0.AddMinutes(1) };
+        var held = paused with { QueuePaused = true };
 
-        byte[][] answers = [before, started, cache.Render(Waiting(id, started: 6), later), cache.Render(finished, later), cache.Render(retrying, later), cache.Render(paused, later)];
-        Assert.Equal(answers.Length, answers.Distinct(ByteArrays.Instance).Count());
+        byte[][] answers = [before, started, cache.Render(Waiting(id, started: 6), later), cache.Render(finished, later), cache.Render(retrying, later), cache.Render(paused, later), cache.Render(held, null), cache.Render(paused, later)];
+        Assert.Equal(answers.Length - 1, answers.Distinct(ByteArrays.Instance).Count()); // the last is the resumed answer again
+        Assert.Equal(Rendered(held, null), answers[^2]);
         Assert.Equal(Rendered(paused, later), answers[^1]);
+        Assert.True(answers[^2].AsSpan().IndexOf("\"queue_paused\":true"u8) >= 0, "the answer while paused says so");
     }
 
     [Fact]
@@ -109,7 +112,7 @@ public sealed class StatusCacheTests
     private static IngestionSnapshot Waiting(Guid id, int started) =>
         new(id, Priority.Low, T0, 3, Ids, started, 0, started == 0 ? [] : [new WindowSpan(0, started, T0, null, WindowState.Running)], [], IdsAhead: 7);
 
-    private static byte[] Rendered(IngestionSnapshot snapshot, WaitEstimate estimate)
+    private static byte[] Rendered(IngestionSnapshot snapshot, WaitEstimate? estimate)
     {
         var writer = new ArrayBufferWriter<byte>();
         StatusJson.Write(writer, snapshot, estimate);

@@ -12,7 +12,7 @@ public sealed class StatusJsonTests
     private static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, 120, TimeSpan.Zero);
 
-    public static TheoryData<string> Snapshots => new() { "waiting", "running", "split over windows", "refetching", "completed", "retrying, failed and paused", "thousand batches" };
+    public static TheoryData<string> Snapshots => new() { "waiting", "running", "split over windows", "refetching", "completed", "retrying, failed and paused", "queue paused by an operator", "cancelled with ids in flight", "expired before it started", "waiting with a not_after", "thousand batches" };
 
     [Theory]
     [MemberData(nameof(Snapshots))]
@@ -81,6 +81,14 @@ public sealed class StatusJsonTests
             "retrying, failed and paused" => new(
                 Guid.CreateVersion7(), Priority.Medium, T0, 3, ids, 6, 5, [Span(0, 3, 0, 1000, WindowState.Completed), Span(3, 3, 5000, 6000, WindowState.Completed)], [2],
                 IdsAhead: 1, FailedPositions: [1, 4], PausedUntil: T0.AddSeconds(36)),
+            "queue paused by an operator" => new(
+                Guid.CreateVersion7(), Priority.High, T0, 3, ids, 3, 3, [Span(0, 3, 0, 1000, WindowState.Completed)], [], IdsAhead: 2, QueuePaused: true),
+            "cancelled with ids in flight" => new(
+                Guid.CreateVersion7(), Priority.Low, T0, 3, ids, 4, 3, [Span(0, 3, 0, 1000, WindowState.Completed), Span(3, 1, 5000, null, WindowState.Running)], [],
+                Cancel: new Cancellation(4, T0.AddSeconds(6), CancelReason.Requested)),
+            "expired before it started" => new(
+                Guid.CreateVersion7(), Priority.Medium, T0, 3, ids, 0, 0, [], [], NotAfter: T0.AddSeconds(7), Cancel: new Cancellation(0, T0.AddSeconds(10), CancelReason.Expired)),
+            "waiting with a not_after" => new(Guid.CreateVersion7(), Priority.High, T0, 3, ids, 0, 0, [], [], IdsAhead: 6, NotAfter: T0.AddMilliseconds(7123)),
             _ => new(Guid.CreateVersion7(), Priority.Low, T0, 3, [.. Enumerable.Range(1, 3000)], 0, 0, [], []),
         };
     }
@@ -114,7 +122,7 @@ public sealed class StatusJsonTests
                 }
 
                 break;
-            case JsonValueKind.String when path.EndsWith("_at", StringComparison.Ordinal) || path.EndsWith("_until", StringComparison.Ordinal):
+            case JsonValueKind.String when path.EndsWith("_at", StringComparison.Ordinal) || path.EndsWith("_until", StringComparison.Ordinal) || path.EndsWith("not_after", StringComparison.Ordinal):
                 // Both are ISO-8601 UTC; the serializer trims trailing zeros of the fraction, we write milliseconds.
                 Assert.EndsWith("Z", actual.GetString(), StringComparison.Ordinal);
                 Assert.Equal(

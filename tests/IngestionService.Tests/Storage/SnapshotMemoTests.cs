@@ -6,8 +6,8 @@ namespace IngestionService.Tests.Storage;
 
 /// <summary>
 /// The SQLite store's memory of status reads: an answer is served only within the generation it was read
-/// in, and a generation stays bounded. (That every write starts a new one is a store contract test:
-/// <see cref="StoreContractTests.EveryKindOfWriteShowsInTheNextStatusRead"/>.)
+/// in, and a generation stays bounded. (That every write starts a new one is a read-side contract test:
+/// <see cref="QueueReaderContractTests.EveryKindOfWriteShowsInTheNextStatusRead"/>.)
 /// </summary>
 public sealed class SnapshotMemoTests
 {

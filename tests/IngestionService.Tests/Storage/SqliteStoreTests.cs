@@ -2,8 +2,6 @@ using IngestionService.Ingest;
 using IngestionService.Storage;
 using IngestionService.Storage.Sqlite;
 using IngestionService.Tests.Infrastructure;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace IngestionService.Tests.Storage;
 
@@ -19,10 +17,7 @@ public sealed class SqliteStoreTests : IDisposable
     [InlineData(SqliteSynchronous.Full)]
     public async Task CommittedIngestionsReachTheDatabaseFileThroughTheBackgroundCheckpoint(SqliteSynchronous synchronous)
     {
-        await using var store = new SqliteIngestionStore(
-            Options.Create(new StorageOptions { ConnectionString = _database.ConnectionString, Synchronous = synchronous }),
-            NullLogger<SqliteIngestionStore>.Instance);
-        await store.InitializeAsync(TestContext.Current.CancellationToken);
+        await using var store = await StoreUnderTest.OpenSqliteAsync(_database.ConnectionString, synchronous);
         var sizeBefore = new FileInfo(_database.FilePath).Length;
 
         // Commits only append to the log (SQLite's own checkpoints are off); the store's loop copies them in.
@@ -34,19 +29,15 @@ public sealed class SqliteStoreTests : IDisposable
         await Eventually.HoldsAsync(() => new FileInfo(_database.FilePath).Length > sizeBefore + (500 * 1024), TimeSpan.FromSeconds(10), "the checkpoint to copy the log into the database");
         Assert.Equal(200 * 1000, (await store.GetQueueDepthAsync(TestContext.Current.CancellationToken)).Low);
     }
+
     [Fact]
     public async Task TheWriteAheadLogStartsOverWhileCommitsKeepComing()
     {
         var token = TestContext.Current.CancellationToken;
-        var options = Options.Create(new StorageOptions { ConnectionString = _database.ConnectionString });
 
         // The background loop is slowed to once an hour, so only the pass this test runs can restart the log.
-        var store = new SqliteIngestionStore(options, NullLogger<SqliteIngestionStore>.Instance)
-        {
-            WalRestartBytes = 64 * 1024,
-            CheckpointInterval = TimeSpan.FromHours(1),
-        };
-        await store.InitializeAsync(token);
+        var store = await StoreUnderTest.OpenSqliteAsync(_database.ConnectionString, checkpointInterval: TimeSpan.FromHours(1), walRestartBytes: 64 * 1024);
+        var checkpoints = store.Sqlite!.Checkpointer!;
 
         // Eight writers keep the group commit busy, so a passive checkpoint always leaves frames behind
         // and the log could never start over by itself.
@@ -68,15 +59,15 @@ public sealed class SqliteStoreTests : IDisposable
         int written;
         try
         {
-            await Eventually.HoldsAsync(() => store.WalBytes > 8 * 1024 * 1024, TimeSpan.FromSeconds(30), "the log to grow well past its limit");
-            var grown = store.WalBytes;
-            await using (var checkpointer = await store.OpenCheckpointerAsync(token))
+            await Eventually.HoldsAsync(() => checkpoints.WalBytes > 8 * 1024 * 1024, TimeSpan.FromSeconds(30), "the log to grow well past its limit");
+            var grown = checkpoints.WalBytes;
+            await using (var checkpointer = await checkpoints.OpenAsync(token))
             {
-                await store.CheckpointAsync(checkpointer, token);
+                await checkpoints.CheckpointAsync(checkpointer, token);
             }
 
             // The next commit starts the log from the beginning and cuts the file back to the limit.
-            await Eventually.HoldsAsync(() => store.WalBytes < grown / 4, TimeSpan.FromSeconds(10), "the log to start over");
+            await Eventually.HoldsAsync(() => checkpoints.WalBytes < grown / 4, TimeSpan.FromSeconds(10), "the log to start over");
         }
         finally
         {
@@ -86,8 +77,7 @@ public sealed class SqliteStoreTests : IDisposable
         }
 
         // Nothing committed was lost to the restart: a new store reads every ingestion back from the file.
-        await using var reopened = new SqliteIngestionStore(options, NullLogger<SqliteIngestionStore>.Instance);
-        await reopened.InitializeAsync(token);
+        await using var reopened = await StoreUnderTest.OpenSqliteAsync(_database.ConnectionString);
         Assert.Equal(written * (long)ids.Length, (await reopened.GetQueueDepthAsync(token)).Low);
     }
 
@@ -118,14 +108,13 @@ public sealed class SqliteStoreTests : IDisposable
             await command.ExecuteNonQueryAsync(token);
         }
 
-        await using var store = new SqliteIngestionStore(Options.Create(new StorageOptions { ConnectionString = _database.ConnectionString }), NullLogger<SqliteIngestionStore>.Instance);
-        await store.InitializeAsync(token);
+        await using var store = await StoreUnderTest.OpenSqliteAsync(_database.ConnectionString);
 
         var olderRead = await store.GetIngestionAsync(older, token);
         var newerRead = await store.GetIngestionAsync(newer, token);
         Assert.Equal(new[] { 1, 2 }, olderRead?.Ids);
         Assert.Equal(new[] { 3 }, newerRead?.Ids);
-        Assert.Equal(new EnqueueResult(newer, EnqueueOutcome.Replayed), await store.FindIdempotencyKeyAsync("nightly", requestHash, DateTimeOffset.UtcNow, token));
+        Assert.Equal(new EnqueueResult(newer, EnqueueOutcome.Replayed), await store.FindIdempotencyKeyAsync("nightly", requestHash, token));
 
         // Stored in network order, the ids now sort as their times do, which keeps new ones on the index's last page.
         Assert.Equal(1, _database.Scalar($"SELECT count(*) FROM ingestions WHERE id = x'{Convert.ToHexString(newer.ToByteArray(bigEndian: true))}'"));
@@ -137,13 +126,11 @@ public sealed class SqliteStoreTests : IDisposable
     public async Task ANewDatabaseFileGetsSmallPagesAndAnExistingOneKeepsItsOwn()
     {
         var token = TestContext.Current.CancellationToken;
-        var options = Options.Create(new StorageOptions { ConnectionString = _database.ConnectionString });
-        await using (var store = new SqliteIngestionStore(options, NullLogger<SqliteIngestionStore>.Instance))
+        await using (await StoreUnderTest.OpenSqliteAsync(_database.ConnectionString))
         {
-            await store.InitializeAsync(token);
         }
 
-        Assert.Equal(SqliteIngestionStore.NewFilePageSize, _database.Scalar("PRAGMA page_size"));
+        Assert.Equal(SqliteDatabase.NewFilePageSize, _database.Scalar("PRAGMA page_size"));
         Assert.Equal(1, _database.Scalar("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"));
 
         // A file made with SQLite's default pages (as every file before this change) is opened as it is.
@@ -157,9 +144,8 @@ public sealed class SqliteStoreTests : IDisposable
             await command.ExecuteNonQueryAsync(token);
         }
 
-        await using (var store = new SqliteIngestionStore(Options.Create(new StorageOptions { ConnectionString = older.ConnectionString }), NullLogger<SqliteIngestionStore>.Instance))
+        await using (var store = await StoreUnderTest.OpenSqliteAsync(older.ConnectionString))
         {
-            await store.InitializeAsync(token);
             var now = DateTimeOffset.UtcNow;
             await store.EnqueueAsync(new NewIngestion(Guid.CreateVersion7(now), Priority.Low, now, 3, [1, 2, 3]), token);
             Assert.Equal(3, (await store.GetQueueDepthAsync(token)).Low);

@@ -26,47 +26,15 @@ internal static class PostgresSchema
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        await using (var command = new NpgsqlCommand("""
+        await SchemaMigrations.ApplyAsync(connection, transaction, ResourcePrefix, """
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version    integer     PRIMARY KEY,
                 name       text        NOT NULL,
                 applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
             )
-            """, connection, transaction))
-        {
-            await command.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        var applied = new HashSet<int>();
-        await using (var query = new NpgsqlCommand("SELECT version FROM schema_migrations", connection, transaction))
-        await using (var reader = await query.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                applied.Add(reader.GetInt32(0));
-            }
-        }
-
-        foreach (var (version, name, sql) in Scripts())
-        {
-            if (applied.Contains(version))
-            {
-                continue;
-            }
-
-            await using (var apply = new NpgsqlCommand(sql, connection, transaction))
-            {
-                await apply.ExecuteNonQueryAsync(cancellationToken);
-            }
-
-            await using var record = new NpgsqlCommand("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", connection, transaction);
-            record.Parameters.AddWithValue(version);
-            record.Parameters.AddWithValue(name);
-            await record.ExecuteNonQueryAsync(cancellationToken);
-        }
-
+            """, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 
-    internal static IEnumerable<(int Version, string Name, string Sql)> Scripts() => SchemaScripts.Load(ResourcePrefix);
+    internal static IEnumerable<(int Version, string Name, string Sql)> Scripts() => SchemaMigrations.Load(ResourcePrefix);
 }

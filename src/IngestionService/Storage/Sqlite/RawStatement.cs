@@ -6,8 +6,8 @@ namespace IngestionService.Storage.Sqlite;
 /// <summary>
 /// A statement prepared once on the writer and run through SQLite's C API (SQLitePCLRaw, which
 /// Microsoft.Data.Sqlite itself sits on). Values are bound from spans and the statement is stepped
-/// without ADO.NET's objects per execution (a data reader, a binder per parameter, boxed values): on
-/// the group commit's path those were a fifth of everything a POST allocated. Failures surface as the
+/// without ADO.NET's objects per execution (a data reader, a binder per parameter, boxed values), which
+/// would otherwise be the most a POST allocates. Failures surface as the
 /// same <see cref="SqliteException"/> ADO.NET would throw.
 /// </summary>
 internal sealed class RawStatement : IDisposable
@@ -22,6 +22,9 @@ internal sealed class RawStatement : IDisposable
     }
 
     public void Bind(int index, long value) => Check(raw.sqlite3_bind_int64(_statement, index, value));
+
+    /// <summary>Binds the value, or SQL NULL without one (bindings outlive a reset, so absent values are bound too).</summary>
+    public void Bind(int index, long? value) => Check(value is { } given ? raw.sqlite3_bind_int64(_statement, index, given) : raw.sqlite3_bind_null(_statement, index));
 
     /// <summary>SQLite copies the bytes, so a span over the stack or a rented buffer is fine.</summary>
     public void Bind(int index, ReadOnlySpan<byte> value) => Check(raw.sqlite3_bind_blob(_statement, index, value));

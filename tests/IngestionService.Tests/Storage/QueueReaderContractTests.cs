@@ -1,72 +1,16 @@
 using IngestionService.Ingest;
+using IngestionService.Scheduling;
 using IngestionService.Storage;
 using IngestionService.Tests.Infrastructure;
 
 namespace IngestionService.Tests.Storage;
 
 /// <summary>
-/// What every <see cref="IIngestionStore"/> must do, whatever engine is behind it: one class of tests,
-/// one subclass per backend (the way System.Threading.RateLimiting tests its limiters). Real time and
-/// real databases; the windows are short so the limiter's waits are too.
+/// What every backend's read side (<see cref="IQueueReader"/>) must show after each kind of write: status
+/// snapshots, ids ahead and queue depth, the window log, recent ingestions and results.
 /// </summary>
-public abstract partial class StoreContractTests : IAsyncLifetime
+public abstract class QueueReaderContractTests(IStoreBackend backend) : StoreContract(backend)
 {
-    protected static readonly TimeSpan LongWindow = TimeSpan.FromMinutes(10);
-    protected static readonly TimeSpan TinyWindow = TimeSpan.FromMilliseconds(1);
-    protected static readonly TimeSpan Deadline = TimeSpan.FromSeconds(10);
-
-    private readonly List<IIngestionStore> _stores = [];
-
-    /// <summary>A new, initialised store on this test's database, as a new process (or instance) would open it.</summary>
-    protected abstract Task<IIngestionStore> CreateStoreAsync();
-
-    protected static CancellationToken Token => TestContext.Current.CancellationToken;
-
-    public ValueTask InitializeAsync() => ValueTask.CompletedTask;
-
-    public virtual async ValueTask DisposeAsync()
-    {
-        foreach (var store in _stores)
-        {
-            await ((IAsyncDisposable)store).DisposeAsync();
-        }
-
-        GC.SuppressFinalize(this);
-    }
-
-    protected async Task<IIngestionStore> OpenAsync()
-    {
-        var store = await CreateStoreAsync();
-        _stores.Add(store);
-        return store;
-    }
-
-    protected static async Task<Guid> EnqueueAsync(IIngestionStore store, Priority priority, params int[] ids)
-    {
-        var now = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-        var ingestion = new NewIngestion(Guid.CreateVersion7(now), priority, now, 3, ids);
-        await store.EnqueueAsync(ingestion, Token);
-        return ingestion.Id;
-    }
-
-    protected static Task<WindowClaim> ClaimAsync(IIngestionStore store, TimeSpan window) =>
-        store.ClaimWindowAsync(DateTimeOffset.UtcNow, 3, window, Token);
-
-    /// <summary>Claims until the limiter admits a window (it must within the deadline).</summary>
-    protected static async Task<ClaimedWindow> ClaimEventuallyAsync(IIngestionStore store, TimeSpan window)
-    {
-        var claim = await Eventually.ReturnsAsync(() => ClaimAsync(store, window), c => c.Window is not null, Deadline, "the limiter to admit a window");
-        return claim.Window!;
-    }
-
-    protected static Task CompleteAsync(IIngestionStore store, ClaimedWindow window) =>
-        store.CompleteWindowAsync(window, new WindowOutcome([.. window.Items.Select(item => Succeeded(item))], DateTimeOffset.UtcNow), Token);
-
-    protected static FetchOutcome Succeeded(WindowItem item) =>
-        new(FetchState.Succeeded, null, $$"""{"id":{{item.Id}},"data":"processed"}""", false, null, item.PriorAttempts + 1, item.PriorThrottled, null);
-
-    protected static int[] Ids(ClaimedWindow window) => [.. window.Items.Select(item => item.Id)];
-
     [Fact]
     public async Task IdsAheadAndQueueDepthCountWhatWillStartFirstAcrossClaimsAbandonsAndRestarts()
     {
@@ -100,90 +44,6 @@ public abstract partial class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task NothingIsClaimedWhenNoIdWaits()
-    {
-        var store = await OpenAsync();
-
-        var claim = await ClaimAsync(store, TinyWindow);
-
-        Assert.Null(claim.Window);
-        Assert.Null(claim.RetryAfter);
-    }
-
-    [Fact]
-    public async Task AClaimTakesTheNextIdsInTheGlobalOrderAcrossRequests()
-    {
-        var store = await OpenAsync();
-        await EnqueueAsync(store, Priority.Low, 1, 2);
-        await EnqueueAsync(store, Priority.Medium, 3);
-        await EnqueueAsync(store, Priority.High, 4);
-        await EnqueueAsync(store, Priority.Medium, 5, 6);
-
-        var first = await ClaimEventuallyAsync(store, TinyWindow);
-        await CompleteAsync(store, first);
-        var second = await ClaimEventuallyAsync(store, TinyWindow);
-
-        Assert.Equal([4, 3, 5], Ids(first));
-        Assert.Equal([6, 1, 2], Ids(second));
-    }
-
-    [Fact]
-    public async Task NoWindowIsAdmittedWhileAnotherRuns()
-    {
-        var store = await OpenAsync();
-        await EnqueueAsync(store, Priority.Medium, 1, 2, 3, 4);
-        var running = await ClaimEventuallyAsync(store, TinyWindow);
-
-        // The spacing is a millisecond, so only the running window can be what refuses. A negative
-        // property: it is watched for a while, not waited for.
-        var deadline = DateTime.UtcNow + TimeSpan.FromMilliseconds(300);
-        while (DateTime.UtcNow < deadline)
-        {
-            var refused = await ClaimAsync(store, TinyWindow);
-            Assert.Null(refused.Window);
-            Assert.True(refused.RetryAfter > TimeSpan.Zero);
-            await Task.Delay(TimeSpan.FromMilliseconds(20), Token);
-        }
-
-        await CompleteAsync(store, running);
-        var next = await ClaimEventuallyAsync(store, TinyWindow);
-        Assert.Equal([4], Ids(next));
-    }
-
-    [Fact]
-    public async Task TheNextWindowStartsNoSoonerThanAWindowAfterTheLastStart()
-    {
-        // Long enough that the refusal below comes inside it even on a loaded machine.
-        var window = TimeSpan.FromSeconds(1);
-        var store = await OpenAsync();
-        await EnqueueAsync(store, Priority.Medium, 1, 2, 3, 4);
-        var first = await ClaimEventuallyAsync(store, window);
-        await CompleteAsync(store, first);
-
-        var refused = await ClaimAsync(store, window);
-        var second = await ClaimEventuallyAsync(store, window);
-
-        Assert.Null(refused.Window);
-        // Starts are stored rounded up to the millisecond, so the wait can be up to 1 ms longer than a window.
-        Assert.InRange(refused.RetryAfter!.Value, TimeSpan.FromTicks(1), window + TimeSpan.FromMilliseconds(1));
-        Assert.True(second.StartedAt - first.StartedAt >= window, $"started {first.StartedAt:O} then {second.StartedAt:O}");
-    }
-
-    [Fact]
-    public async Task TheLimitHoldsForAnotherStoreOnTheSameDatabase()
-    {
-        var before = await OpenAsync();
-        await EnqueueAsync(before, Priority.Medium, 1, 2, 3, 4);
-        await CompleteAsync(before, await ClaimEventuallyAsync(before, LongWindow));
-
-        var after = await OpenAsync();
-        var claim = await ClaimAsync(after, LongWindow);
-
-        Assert.Null(claim.Window);
-        Assert.InRange(claim.RetryAfter!.Value, LongWindow - TimeSpan.FromSeconds(5), LongWindow + TimeSpan.FromMilliseconds(1));
-    }
-
-    [Fact]
     public async Task CompletingAWindowStoresItsProgressForTheStatus()
     {
         var store = await OpenAsync();
@@ -206,40 +66,6 @@ public abstract partial class StoreContractTests : IAsyncLifetime
         Assert.Equal(
             [ProgressStatus.Completed, ProgressStatus.YetToStart],
             StatusReport.Build(afterwards).Batches.Select(b => b.Status));
-    }
-
-    [Fact]
-    public async Task AWindowIsCompletedOnceOrNotAtAll()
-    {
-        var store = await OpenAsync();
-        var ingestion = await EnqueueAsync(store, Priority.Low, 1);
-        var window = await ClaimEventuallyAsync(store, TinyWindow);
-        await CompleteAsync(store, window);
-
-        await Assert.ThrowsAsync<InvalidOperationException>(() => CompleteAsync(store, window));
-        Assert.Equal(1, (await store.GetIngestionAsync(ingestion, Token))!.Completed);
-    }
-
-    [Fact]
-    public async Task AnAbandonedWindowsIdsAreClaimedAgainAtTheirOriginalPlace()
-    {
-        var store = await OpenAsync();
-        var ingestion = await EnqueueAsync(store, Priority.Medium, 1, 2, 3, 4, 5, 6);
-        var abandoned = await ClaimEventuallyAsync(store, TinyWindow);
-        await store.AbandonWindowAsync(abandoned, Token);
-        await EnqueueAsync(store, Priority.Low, 7);
-        await EnqueueAsync(store, Priority.High, 8);
-
-        var requeued = (await store.GetIngestionAsync(ingestion, Token))!.Requeued;
-        var first = await ClaimEventuallyAsync(store, TinyWindow);
-        await CompleteAsync(store, first);
-        var second = await ClaimEventuallyAsync(store, TinyWindow);
-
-        Assert.Equal([0, 1, 2], requeued);
-        Assert.Equal([8, 1, 2], Ids(first));
-        Assert.Equal([3, 4, 5], Ids(second));
-        var log = await store.GetRecentWindowsAsync(10, Token);
-        Assert.Equal([WindowState.Running, WindowState.Completed, WindowState.Abandoned], log.Select(w => w.State));
     }
 
     [Fact]
@@ -284,7 +110,7 @@ public abstract partial class StoreContractTests : IAsyncLifetime
         var failure = new FetchOutcome(FetchState.Failed, 404, null, false, "not found", 1, 0, null);
         await store.CompleteWindowAsync(
             third,
-            new WindowOutcome([failure, failure, Succeeded(third.Items[2])], DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5)),
+            new WindowOutcome([failure, failure, Succeeded(third.Items[2])], TimeSpan.FromMinutes(5)),
             Token);
         var failed = await store.GetIngestionAsync(announced.Id, Token);
         Assert.Equal((4, 4), (failed!.Started, failed.Completed));
@@ -326,6 +152,71 @@ public abstract partial class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheWindowLogSaysWhatEachCallCameToOnceTheWindowCompletes()
+    {
+        var store = await OpenAsync();
+        var low = await EnqueueAsync(store, Priority.Low, 1, 2);
+        var high = await EnqueueAsync(store, Priority.High, 3);
+        var window = await ClaimEventuallyAsync(store, TinyWindow); // 3, then 1, 2
+        var running = (await store.GetRecentWindowsAsync(1, Token)).Single();
+        var throttled = new FetchOutcome(FetchState.Retrying, 429, null, false, "HTTP 429 Too Many Requests", 1, 1, TimeSpan.FromSeconds(1));
+        var failed = new FetchOutcome(FetchState.Failed, 404, null, false, "HTTP 404 Not Found", 1, 0, null);
+        await store.CompleteWindowAsync(window, new WindowOutcome([.. window.Items.Select(item => item.Id switch
+        {
+            1 => throttled,
+            2 => failed,
+            _ => Succeeded(item),
+        })], TimeSpan.FromSeconds(1)), Token);
+        var completed = (await store.GetRecentWindowsAsync(1, Token)).Single();
+        var retry = await ClaimEventuallyAsync(store, TinyWindow);                 // 1 again, after the pause
+        await store.CompleteWindowAsync(retry, new WindowOutcome([Retry(retry.Items.Single(), TimeSpan.Zero)]), Token);
+        var retried = (await store.GetRecentWindowsAsync(1, Token)).Single();
+
+        Assert.All(running.Items, item => Assert.Null(item.Marks));
+        Assert.Equal(
+            [(high, new[] { CallMark.Succeeded }), (low, [CallMark.Throttled, CallMark.Failed])],
+            completed.Items.Select(item => (item.IngestionId, item.Marks!.ToArray())));
+        Assert.Equal([CallMark.Retrying], retried.Items.Single().Marks);
+    }
+
+    [Fact]
+    public async Task RecentIngestionsAreFilteredByStatusPriorityAndFailures()
+    {
+        var store = await OpenAsync();
+        var waiting = await EnqueueAsync(store, Priority.Low, 1, 2, 3, 4);
+        var done = await EnqueueAsync(store, Priority.High, 5);
+        var failing = await EnqueueAsync(store, Priority.High, 6, 7);
+        var window = await ClaimEventuallyAsync(store, TinyWindow); // 5, 6, 7
+        await store.CompleteWindowAsync(window, new WindowOutcome([.. window.Items.Select(item => item.Id == 7
+            ? new FetchOutcome(FetchState.Failed, 500, null, false, "HTTP 500", 1, 0, null)
+            : Succeeded(item))]), Token);
+        var running = await EnqueueAsync(store, Priority.Medium, 8);
+        await ClaimEventuallyAsync(store, TinyWindow);              // 8, then 1 and 2: both started
+
+        async Task<Guid[]> ListAsync(IngestionFilter filter, int limit = 10) =>
+            [.. (await store.GetRecentIngestionsAsync(limit, filter, Token)).Select(i => i.Id)];
+
+        Assert.Equal([running, failing, done, waiting], await ListAsync(IngestionFilter.None));
+        Assert.Equal([failing, done], await ListAsync(new(Status: ProgressStatus.Completed)));
+        Assert.Equal([running, waiting], await ListAsync(new(Status: ProgressStatus.Triggered)));
+        Assert.Equal([failing, done], await ListAsync(new(Priority: Priority.High)));
+        Assert.Equal([failing], await ListAsync(new(FailedOnly: true)));
+        Assert.Equal([failing], await ListAsync(new(Priority.High, ProgressStatus.Completed, FailedOnly: true)));
+        Assert.Empty(await ListAsync(new(Priority.Low, ProgressStatus.Completed)));
+        Assert.Equal([failing], await ListAsync(new(Status: ProgressStatus.Completed), limit: 1));
+    }
+
+    [Fact]
+    public async Task AnIngestionNobodyStartedIsYetToStartInTheList()
+    {
+        var store = await OpenAsync();
+        var waiting = await EnqueueAsync(store, Priority.Low, 1);
+
+        Assert.Equal([waiting], (await store.GetRecentIngestionsAsync(5, new IngestionFilter(Status: ProgressStatus.YetToStart), Token)).Select(i => i.Id));
+        Assert.Empty(await store.GetRecentIngestionsAsync(5, new IngestionFilter(Status: ProgressStatus.Triggered), Token));
+    }
+
+    [Fact]
     public async Task RecentIngestionsAreTheNewestFirstWithTheirCounters()
     {
         var store = await OpenAsync();
@@ -360,5 +251,51 @@ public abstract partial class StoreContractTests : IAsyncLifetime
 
         Assert.Equal(ids[..3], Ids(window));
         Assert.Equal(ids, snapshot!.Ids);
+    }
+
+    [Fact]
+    public async Task AFailedIdIsFinalCountedAsCompletedAndListedForTheStatus()
+    {
+        var store = await OpenAsync();
+        var ingestion = await EnqueueAsync(store, Priority.High, 5, 6);
+        var window = await ClaimEventuallyAsync(store, TinyWindow);
+        await store.CompleteWindowAsync(window, new WindowOutcome(
+            [Succeeded(window.Items[0]), new FetchOutcome(FetchState.Failed, 404, "gone", false, "HTTP 404 Not Found", 1, 0, null)]), Token);
+
+        var snapshot = await store.GetIngestionAsync(ingestion, Token);
+        var summary = (await store.GetRecentIngestionsAsync(1, Token)).Single();
+        var claim = await ClaimAsync(store, TinyWindow);
+        var failed = (await store.GetResultsAsync(ingestion, -1, 10, Token))!.Single(r => r.Id == 6);
+
+        Assert.Equal((2, 2), (snapshot!.Started, snapshot.Completed));
+        Assert.Equal([1], snapshot.Failed);
+        Assert.Empty(snapshot.Requeued);
+        Assert.Equal((2, 1), (summary.Completed, summary.Failed));
+        Assert.Null(claim.Window);
+        Assert.Equal((FetchState.Failed, 404, "gone", "HTTP 404 Not Found"), (failed.State, failed.HttpStatus, failed.Body, failed.Error));
+        var status = StatusReport.Build(snapshot);
+        Assert.Equal((ProgressStatus.Completed, 1, 1), (status.Status, status.FailedIds, status.Batches.Single().FailedIds));
+    }
+
+    [Fact]
+    public async Task ResultsArePagedByPositionAndAnUnknownIngestionHasNone()
+    {
+        var store = await OpenAsync();
+        var ingestion = await EnqueueAsync(store, Priority.Medium, 10, 20, 30, 40, 50);
+        await CompleteAsync(store, await ClaimEventuallyAsync(store, TinyWindow));
+        await CompleteAsync(store, await ClaimEventuallyAsync(store, TinyWindow));
+
+        var first = await store.GetResultsAsync(ingestion, -1, 2, Token);
+        var second = await store.GetResultsAsync(ingestion, first![^1].Position, 2, Token);
+        var last = await store.GetResultsAsync(ingestion, second![^1].Position, 2, Token);
+        var past = await store.GetResultsAsync(ingestion, 4, 2, Token);
+
+        Assert.Equal([(0, 10), (1, 20)], first.Select(r => (r.Position, r.Id)));
+        Assert.Equal([(2, 30), (3, 40)], second.Select(r => (r.Position, r.Id)));
+        Assert.Equal([(4, 50)], last!.Select(r => (r.Position, r.Id)));
+        Assert.Empty(past!);
+        Assert.All(first.Concat(second).Concat(last!), r => Assert.Equal((FetchState.Succeeded, 1, false), (r.State, r.Attempts, r.BodyTruncated)));
+        Assert.Equal("""{"id":10,"data":"processed"}""", first[0].Body);
+        Assert.Null(await store.GetResultsAsync(Guid.NewGuid(), -1, 10, Token));
     }
 }

@@ -1,0 +1,39 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace IngestionService.Hosting;
+
+/// <summary>
+/// Every problem+json answer the API gives, in one shape: a status with its title, detail and RFC
+/// <c>type</c>; a 422 with its errors keyed by field; the 404 of an ingestion nobody knows.
+/// </summary>
+public static class Problems
+{
+    public const string InvalidTitle = "One or more fields are invalid.";
+
+    public static ProblemHttpResult Of(int status, string title, string? detail) =>
+        TypedResults.Problem(detail: detail, statusCode: status, title: title, type: ProblemTypes.For(status));
+
+    /// <summary>A 422 naming each field that is wrong, and (<paramref name="detail"/>) what to send or what did not change.</summary>
+    public static ProblemHttpResult Invalid(IDictionary<string, string[]> errors, string? detail = null, string title = InvalidTitle) =>
+        TypedResults.Problem(new HttpValidationProblemDetails(errors) { Status = StatusCodes.Status422UnprocessableEntity, Title = title, Detail = detail });
+
+    public static ProblemHttpResult Invalid(string field, string message, string? detail = null) =>
+        Invalid(new Dictionary<string, string[]>(StringComparer.Ordinal) { [field] = [message] }, detail);
+
+    public static ProblemHttpResult UnknownIngestion(string ingestionId) =>
+        Of(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.");
+}
+
+/// <summary>
+/// The <c>type</c> of the problems ASP.NET Core has no default for, so every problem the API answers names
+/// the section of the RFC that defines its status.
+/// </summary>
+internal static class ProblemTypes
+{
+    public static string? For(int status) => status switch
+    {
+        StatusCodes.Status413PayloadTooLarge => "https://tools.ietf.org/html/rfc9110#section-15.5.14",
+        StatusCodes.Status429TooManyRequests => "https://tools.ietf.org/html/rfc6585#section-4",
+        _ => null,
+    };
+}

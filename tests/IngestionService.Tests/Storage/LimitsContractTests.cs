@@ -1,0 +1,61 @@
+using IngestionService.Ingest;
+using IngestionService.Scheduling;
+using IngestionService.Storage;
+using IngestionService.Tests.Infrastructure;
+
+namespace IngestionService.Tests.Storage;
+
+/// <summary>
+/// What every backend does with an operator's limit: every claim reads it in its own transaction and
+/// applies it, the first window after a change waits the longer of the two windows, and a new process
+/// (or instance) on the same database applies the same.
+/// </summary>
+public abstract class LimitsContractTests(IStoreBackend backend) : StoreContract(backend)
+{
+    [Fact]
+    public async Task AClaimAppliesTheStoredOverrideAndReportsItUntilItIsRemoved()
+    {
+        var store = await OpenAsync();
+        await EnqueueAsync(store, Priority.Medium, 1, 2, 3, 4, 5, 6, 7, 8);
+        var change = await store.SetLimitAsync(new RateLimit(5, TinyWindow), Token);
+
+        var other = await OpenAsync(); // another process or instance, which was told nothing
+        var wide = await ClaimEventuallyAsync(other, TinyWindow);
+        var claim = await ClaimAsync(other, TinyWindow);
+        await CompleteAsync(other, wide);
+        await store.SetLimitAsync(null, Token);
+        var back = await ClaimEventuallyAsync(other, TinyWindow);
+        var changes = await store.GetLimitChangesAsync(10, Token);
+
+        Assert.Equal([1, 2, 3, 4, 5], Ids(wide));
+        Assert.Equal(new RateLimit(5, TinyWindow), claim.Override);
+        Assert.Equal([6, 7, 8], Ids(back));
+        Assert.Equal([null, new RateLimit(5, TinyWindow)], changes.Select(c => c.Limit));
+        Assert.Equal(change.ChangedAt, changes[1].ChangedAt);
+        Assert.True(changes[0].ChangedAt >= changes[1].ChangedAt);
+    }
+
+    [Fact]
+    public async Task TheFirstWindowAfterAShorterLimitStillWaitsTheWindowOfTheLastStart()
+    {
+        var store = await OpenAsync();
+        await EnqueueAsync(store, Priority.Medium, 1, 2, 3, 4);
+        var lastWindow = TimeSpan.FromSeconds(3); // long enough that the refusal below comes inside it on a loaded machine
+        var first = await ClaimEventuallyAsync(store, lastWindow);
+        await CompleteAsync(store, first);
+        await store.SetLimitAsync(new RateLimit(3, TinyWindow), Token);
+
+        var refused = await ClaimAsync(store, lastWindow);
+        var second = await ClaimEventuallyAsync(await OpenAsync(), lastWindow);
+
+        Assert.Null(refused.Window);
+        Assert.Equal(new RateLimit(3, TinyWindow), refused.Override);
+        Assert.True(second.StartedAt - first.StartedAt >= lastWindow, $"started {second.StartedAt - first.StartedAt} after the last one, which began under a 3 s window");
+    }
+}
+
+/// <summary>Live limits on the embedded SQLite store.</summary>
+public sealed class SqliteLimitsContractTests() : LimitsContractTests(new SqliteBackend());
+
+/// <summary>Live limits on PostgreSQL.</summary>
+public sealed class PostgresLimitsContractTests() : LimitsContractTests(new PostgresBackend());
