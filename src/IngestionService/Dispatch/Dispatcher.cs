@@ -29,7 +29,8 @@ public sealed partial class Dispatcher(
     IOptions<UpstreamOptions> upstreamOptions,
     LimitInForce limits,
     ILogger<Dispatcher> logger,
-    IngestionMetrics? metrics = null) : BackgroundService
+    IngestionMetrics? metrics = null,
+    StoreWrites? writes = null) : BackgroundService
 {
     private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
 
@@ -81,6 +82,7 @@ public sealed partial class Dispatcher(
             catch (Exception exception)
             {
                 // Storage trouble (disk full, file locked by hand): keep the service up and try again.
+                writes?.Refused(exception);
                 LogDispatchFailed(logger, exception, FailureBackoff);
                 await ParkAsync(Task.Delay(FailureBackoff, clock, stoppingToken));
             }

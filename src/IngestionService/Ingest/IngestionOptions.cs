@@ -47,6 +47,13 @@ public sealed class IngestionOptions
     /// </summary>
     public int AcceptedStatusCode { get; set; } = StatusCodes.Status202Accepted;
 
+    /// <summary>
+    /// How long finished work is kept: an ingestion whose last id reached a final state longer ago than
+    /// this is deleted with its results and its part of the window log (see <see cref="Scheduling.Retention"/>).
+    /// Work that waits, runs or retries is never deleted, whatever its age.
+    /// </summary>
+    public TimeSpan Retention { get; set; } = Scheduling.Retention.Default;
+
     /// <summary>How long an <c>Idempotency-Key</c> is remembered: a retried POST within it creates nothing new.</summary>
     public TimeSpan IdempotencyKeyLifetime { get; set; } = TimeSpan.FromHours(24);
 
@@ -107,6 +114,16 @@ internal sealed class IngestionOptionsValidator : IValidateOptions<IngestionOpti
         if (options.IdempotencyKeyLifetime < TimeSpan.FromMinutes(1) || options.IdempotencyKeyLifetime > TimeSpan.FromDays(30))
         {
             failures.Add($"Ingestion:IdempotencyKeyLifetime must be between 00:01:00 and 30.00:00:00 (got {options.IdempotencyKeyLifetime}).");
+        }
+
+        if (Scheduling.Retention.Problem(options.Retention) is { } retention)
+        {
+            failures.Add($"Ingestion:Retention {retention}.");
+        }
+        else if (options.IdempotencyKeyLifetime > options.Retention)
+        {
+            // A remembered key would answer with an ingestion the sweeper has deleted.
+            failures.Add($"Ingestion:IdempotencyKeyLifetime ({options.IdempotencyKeyLifetime:c}) must not be longer than Ingestion:Retention ({options.Retention:c}): a retried POST would be answered with an ingestion already deleted.");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

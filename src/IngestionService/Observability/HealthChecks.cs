@@ -6,14 +6,19 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace IngestionService.Observability;
 
-/// <summary>Ready needs the store to answer on a fresh connection.</summary>
-internal sealed class StorageHealthCheck(IQueueReader store) : IHealthCheck
+/// <summary>Ready needs the store to answer on a fresh connection, and to take writes when it has refused them.</summary>
+internal sealed class StorageHealthCheck(IQueueReader store, StoreWrites writes) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         try
         {
             await store.ProbeAsync(cancellationToken);
+            if (await writes.CheckAsync(cancellationToken) is { } refusal)
+            {
+                return HealthCheckResult.Unhealthy($"The store refuses writes since {refusal.Since:yyyy-MM-ddTHH:mm:ss.fffZ}: {refusal.Reason}. Submissions answer 503 until it takes them again.");
+            }
+
             return HealthCheckResult.Healthy("The store answers.");
         }
         catch (Exception exception) when (exception is not OperationCanceledException)

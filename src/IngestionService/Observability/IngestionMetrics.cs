@@ -21,12 +21,14 @@ public sealed class IngestionMetrics
     private long _pauses;
     private long _cancelledRequested;
     private long _cancelledExpired;
+    private readonly long[] _purged = new long[4];
     private readonly UpDownCounter<long> _idsInFlight;
     private readonly Histogram<double> _waitDuration;
     private readonly Histogram<double> _upstreamDuration;
 
-    public IngestionMetrics(IMeterFactory meterFactory, QueueMonitor monitor, Dispatch.LimitInForce limits)
+    public IngestionMetrics(IMeterFactory meterFactory, QueueMonitor monitor, Dispatch.LimitInForce limits, StoreWrites writes)
     {
+        ArgumentNullException.ThrowIfNull(writes);
         ArgumentNullException.ThrowIfNull(limits);
         ArgumentNullException.ThrowIfNull(meterFactory);
         ArgumentNullException.ThrowIfNull(monitor);
@@ -58,6 +60,12 @@ public sealed class IngestionMetrics
             "Ids per window in force: Ingestion:BatchSize, or an operator's override (PUT /limits).");
         _meter.CreateObservableGauge("ingestion.limiter.window", () => limits.Current.Window.TotalSeconds, "s",
             "The window in force: Ingestion:Window, or an operator's override (PUT /limits).");
+        _meter.CreateObservableCounter("ingestion.store.purged", Purged, "{row}",
+            "Rows the retention sweeps of this process deleted, by table: ingestions, results, windows, idempotency_keys.");
+        _meter.CreateObservableGauge("ingestion.store.size", () => monitor.StoreBytes, "By",
+            "Bytes the store takes on disk: the SQLite file with its write-ahead log, or the PostgreSQL database.");
+        _meter.CreateObservableGauge("ingestion.store.refusing_writes", () => writes.Current is null ? 0 : 1, "{state}",
+            "1 while the store refuses writes (a full disk, a read-only database): submissions answer 503 meanwhile.");
     }
 
     /// <summary>Reports how long until the limiter admits the next window (zero when it would now).</summary>
@@ -115,6 +123,24 @@ public sealed class IngestionMetrics
     {
         yield return new Measurement<long>(Volatile.Read(ref _cancelledRequested), new KeyValuePair<string, object?>("ingestion.cancel_reason", "requested"));
         yield return new Measurement<long>(Volatile.Read(ref _cancelledExpired), new KeyValuePair<string, object?>("ingestion.cancel_reason", "expired"));
+    }
+
+    /// <summary>What one batch of a retention sweep deleted.</summary>
+    public void Purged(Scheduling.PurgeResult batch)
+    {
+        Interlocked.Add(ref _purged[0], batch.Ingestions);
+        Interlocked.Add(ref _purged[1], batch.Results);
+        Interlocked.Add(ref _purged[2], batch.Windows);
+        Interlocked.Add(ref _purged[3], batch.Keys);
+    }
+
+    private IEnumerable<Measurement<long>> Purged()
+    {
+        string[] tables = ["ingestions", "results", "windows", "idempotency_keys"];
+        for (var i = 0; i < tables.Length; i++)
+        {
+            yield return new Measurement<long>(Volatile.Read(ref _purged[i]), new KeyValuePair<string, object?>("ingestion.table", tables[i]));
+        }
     }
 
     /// <summary>Ids of a window cut off at shutdown, handed back uncounted.</summary>

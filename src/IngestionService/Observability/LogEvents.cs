@@ -3,7 +3,7 @@ namespace IngestionService.Observability;
 /// <summary>
 /// Every log event id the service writes, in one place, so they stay stable and unique: the dispatcher
 /// from 1, the embedded store from 100, the shared store from 200, the metrics from 300, start-up 400,
-/// an operator's control actions from 500.
+/// an operator's control actions from 500, retention and a store refusing writes from 600.
 /// </summary>
 internal static class LogEvents
 {
@@ -20,6 +20,7 @@ internal static class LogEvents
     public const int RecoveredWindow = 100;
     public const int CheckpointFailed = 101;
     public const int WalRestartPostponed = 102;
+    public const int StoreVacuumed = 103;
 
     public const int ExpiredWindow = 200;
     public const int LeaseLost = 201;
@@ -36,4 +37,9 @@ internal static class LogEvents
     public const int IngestionReprioritised = 503;
     public const int LimitsChanged = 504;
     public const int LimitsReset = 505;
+
+    public const int Swept = 600;
+    public const int SweepFailed = 601;
+    public const int StoreRefusingWrites = 602;
+    public const int StoreWritesAgain = 603;
 }

@@ -1,4 +1,5 @@
 using IngestionService.Dispatch;
+using IngestionService.Scheduling;
 using IngestionService.Storage;
 
 namespace IngestionService.Observability;
@@ -13,18 +14,22 @@ namespace IngestionService.Observability;
 public sealed partial class QueueMonitor(IQueueReader store, TimeProvider clock, LimitInForce limits, ILogger<QueueMonitor> logger) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
-    private const int WindowsPerSample = 1000;
+    private const int WindowsPerSample = Retention.KeptWindows; // the retention keeps at least these
 
     private readonly List<(long Seq, DateTimeOffset StartedAt, int Ids)> _recent = [];
     private (DateTimeOffset StartedAt, TimeSpan Window)? _previous;
     private int _violations;
     private long _lastSeq;
     private QueueDepth _depth;
+    private long _storeBytes;
     private int _maxIdsPerWindowSpan;
     private DateTimeOffset? _pausedUntil;
     private volatile bool _queuePaused;
 
     public QueueDepth Depth => _depth;
+
+    /// <summary>The store's size on disk at the last sample.</summary>
+    public long StoreBytes => Interlocked.Read(ref _storeBytes);
 
     /// <summary>Seconds left of the pause the upstream asked for (429 / Retry-After); zero when none.</summary>
     public double PauseRemainingSeconds => _pausedUntil is { } until && until > clock.GetUtcNow() ? (until - clock.GetUtcNow()).TotalSeconds : 0;
@@ -64,6 +69,7 @@ public sealed partial class QueueMonitor(IQueueReader store, TimeProvider clock,
     internal async Task SampleAsync(CancellationToken cancellationToken)
     {
         _depth = await store.GetQueueDepthAsync(cancellationToken);
+        Interlocked.Exchange(ref _storeBytes, await store.GetStoreBytesAsync(cancellationToken));
         _pausedUntil = await store.GetPausedUntilAsync(cancellationToken);
         _queuePaused = await store.GetQueuePauseAsync(cancellationToken) is not null;
         var fresh = (await store.GetRecentWindowsAsync(WindowsPerSample, cancellationToken))

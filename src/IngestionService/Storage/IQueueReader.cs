@@ -38,4 +38,7 @@ public interface IQueueReader
 
     /// <summary>Throws unless the store answers a query now, on a fresh connection (the readiness probe).</summary>
     Task ProbeAsync(CancellationToken cancellationToken);
+
+    /// <summary>The bytes the store takes on disk: the SQLite file with its write-ahead log, or the PostgreSQL database.</summary>
+    Task<long> GetStoreBytesAsync(CancellationToken cancellationToken);
 }

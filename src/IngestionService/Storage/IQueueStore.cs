@@ -88,4 +88,15 @@ public interface IQueueStore
     /// request created then would have. Ids in flight finish where they are.
     /// </summary>
     Task<ReprioritiseOutcome> ReprioritiseAsync(Guid ingestionId, Ingest.Priority priority, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// One batch of a retention sweep, in one transaction, by <see cref="Retention"/>'s rule: the ingestions
+    /// finished before <see cref="PurgeRequest.FinishedBefore"/>, oldest first, with their results and
+    /// window-log items, then the windows that rule lets go, then expired idempotency keys. A shared store
+    /// lets one process sweep at a time and answers <see cref="PurgeResult.Busy"/> to the others.
+    /// </summary>
+    Task<PurgeResult> PurgeAsync(PurgeRequest request, CancellationToken cancellationToken);
+
+    /// <summary>A write that changes nothing visible, to tell whether a store that refused writes (a full disk, a read-only database) takes them again; throws while it does not.</summary>
+    Task ProbeWriteAsync(CancellationToken cancellationToken);
 }

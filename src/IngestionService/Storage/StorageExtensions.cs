@@ -34,6 +34,10 @@ public static class StorageExtensions
         services.AddSingleton<IQueueReader>(provider => IsPostgres(provider)
             ? provider.GetRequiredService<PostgresQueueReader>()
             : provider.GetRequiredService<SqliteQueueReader>());
+        services.AddSingleton<StoreWrites>();
+        services.AddExceptionHandler<Hosting.StoreRefusedHandler>(); // a full disk answers 503, not 500
+        services.AddSingleton<RetentionSweeper>();
+        services.AddHostedService(provider => provider.GetRequiredService<RetentionSweeper>());
         return services;
     }
 

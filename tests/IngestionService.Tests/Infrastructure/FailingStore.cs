@@ -40,4 +40,8 @@ public sealed class FailingStore(IQueueStore inner, int completionFailures) : IQ
     public Task<LimitChange> SetLimitAsync(IngestionService.Scheduling.RateLimit? limit, CancellationToken cancellationToken) => inner.SetLimitAsync(limit, cancellationToken);
 
     public Task<ReprioritiseOutcome> ReprioritiseAsync(Guid ingestionId, Priority priority, CancellationToken cancellationToken) => inner.ReprioritiseAsync(ingestionId, priority, cancellationToken);
+
+    public Task<IngestionService.Scheduling.PurgeResult> PurgeAsync(IngestionService.Scheduling.PurgeRequest request, CancellationToken cancellationToken) => inner.PurgeAsync(request, cancellationToken);
+
+    public Task ProbeWriteAsync(CancellationToken cancellationToken) => inner.ProbeWriteAsync(cancellationToken);
 }

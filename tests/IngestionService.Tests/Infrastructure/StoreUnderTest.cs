@@ -98,6 +98,10 @@ public sealed class StoreUnderTest : IQueueStore, IQueueReader, IAsyncDisposable
 
     public Task<ReprioritiseOutcome> ReprioritiseAsync(Guid ingestionId, Priority priority, CancellationToken cancellationToken) => Queue.ReprioritiseAsync(ingestionId, priority, cancellationToken);
 
+    public Task<IngestionService.Scheduling.PurgeResult> PurgeAsync(IngestionService.Scheduling.PurgeRequest request, CancellationToken cancellationToken) => Queue.PurgeAsync(request, cancellationToken);
+
+    public Task ProbeWriteAsync(CancellationToken cancellationToken) => Queue.ProbeWriteAsync(cancellationToken);
+
     public Task<QueuePause?> GetQueuePauseAsync(CancellationToken cancellationToken) => Reader.GetQueuePauseAsync(cancellationToken);
 
     public Task<IngestionSnapshot?> GetIngestionAsync(Guid ingestionId, CancellationToken cancellationToken) => Reader.GetIngestionAsync(ingestionId, cancellationToken);
@@ -118,6 +122,8 @@ public sealed class StoreUnderTest : IQueueStore, IQueueReader, IAsyncDisposable
     public Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken) => Reader.GetQueueDepthAsync(cancellationToken);
 
     public Task ProbeAsync(CancellationToken cancellationToken) => Reader.ProbeAsync(cancellationToken);
+
+    public Task<long> GetStoreBytesAsync(CancellationToken cancellationToken) => Reader.GetStoreBytesAsync(cancellationToken);
 
     public ValueTask DisposeAsync() => _dispose();
 }

@@ -65,5 +65,7 @@ public sealed class ComplianceTests
         public Task<IReadOnlyList<IngestionSummary>> GetRecentIngestionsAsync(int limit, IngestionFilter filter, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task ProbeAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<long> GetStoreBytesAsync(CancellationToken cancellationToken) => Task.FromResult(0L);
     }
 }

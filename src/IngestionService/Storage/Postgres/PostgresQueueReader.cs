@@ -170,6 +170,12 @@ public sealed class PostgresQueueReader(NpgsqlDataSource dataSource) : IQueueRea
         return await IdResultRows.ReadAsync(reader, Time, cancellationToken);
     }
 
+    public async Task<long> GetStoreBytesAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT pg_database_size(current_database())");
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     public async Task ProbeAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("SELECT 1");

@@ -102,10 +102,13 @@ public sealed partial class PostgresQueueStore
     /// <summary>
     /// The cancel of a tail [started, total): `started` moves to `total`, so the pending index and the claim
     /// let go of it, and `cancelled_from` keeps where it began. The statement sees the row before it, so
-    /// `cancelled_from = started` takes the old counter.
+    /// `cancelled_from = started` takes the old counter; with every id handed out final, it finishes the ingestion.
     /// </summary>
     private static string CancelSql(string now, CancelReason reason) =>
-        $"UPDATE ingestions SET cancelled_from = started, started = total, cancelled_at = {now}, cancel_reason = {(int)reason}";
+        $"""
+        UPDATE ingestions SET cancelled_from = started, started = total, cancelled_at = {now}, cancel_reason = {(int)reason},
+            finished_at = CASE WHEN completed >= started THEN {now} ELSE finished_at END
+        """;
 
     /// <summary>Expires, in the claim's transaction, the waiting ids whose <c>not_after</c> has passed; how many.</summary>
     private static async Task<int> ExpireDueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)

@@ -228,13 +228,15 @@ public sealed partial class PostgresQueueStore : IQueueStore, IAsyncDisposable
         if (tally.Progress.Count > 0)
         {
             await using var progress = new NpgsqlCommand("""
-                UPDATE ingestions i SET completed = i.completed + p.count, failed = i.failed + p.failed
+                UPDATE ingestions i SET completed = i.completed + p.count, failed = i.failed + p.failed,
+                    finished_at = CASE WHEN i.completed + p.count >= coalesce(i.cancelled_from, i.total) THEN $4 ELSE i.finished_at END
                 FROM unnest($1::bigint[], $2::integer[], $3::integer[]) AS p(seq, count, failed)
                 WHERE i.seq = p.seq
                 """, connection, transaction);
             progress.Parameters.AddWithValue(tally.Progress.Select(p => p.IngestionSeq).ToArray());
             progress.Parameters.AddWithValue(tally.Progress.Select(p => p.Completed).ToArray());
             progress.Parameters.AddWithValue(tally.Progress.Select(p => p.Failed).ToArray());
+            progress.Parameters.AddWithValue(finished);
             await progress.ExecuteNonQueryAsync(cancellationToken);
         }
 

@@ -12,7 +12,7 @@ namespace IngestionService.Storage.Sqlite;
 /// writer. Because this process is the file's only writer, it keeps in memory what every commit changes:
 /// the queue's running totals, the newest pause, and the memo of status reads.
 /// </summary>
-public sealed class SqliteDatabase : IAsyncDisposable
+public sealed partial class SqliteDatabase : IAsyncDisposable
 {
     internal const int NewFilePageSize = 1024;
     internal const long DefaultWalRestartBytes = 64L * 1024 * 1024;
@@ -134,14 +134,18 @@ public sealed class SqliteDatabase : IAsyncDisposable
 
         // A new file gets 1 KiB pages (an existing one keeps its own): every commit rewrites whole pages in
         // the log, and a group commit's rows are small. It must come before the switch to WAL to take effect.
+        // Incremental auto-vacuum lets the retention sweeper hand freed pages back to the file system; it too
+        // takes effect on a new file only before its first table, so before the schema.
         await ExecuteAsync(_writer, null, $"""
             PRAGMA page_size = {NewFilePageSize};
+            PRAGMA auto_vacuum = INCREMENTAL;
             PRAGMA journal_mode = WAL;
             PRAGMA synchronous = {(_synchronous == SqliteSynchronous.Full ? "FULL" : "NORMAL")};
             PRAGMA wal_autocheckpoint = 0;
             PRAGMA journal_size_limit = {WalRestartBytes};
             """, cancellationToken);
         await SqliteSchema.ApplyAsync(_writer, cancellationToken);
+        await EnsureIncrementalVacuumAsync(cancellationToken);
         await using var pageSize = _writer.CreateCommand();
         pageSize.CommandText = "PRAGMA page_size";
         var pageBytes = (long)(await pageSize.ExecuteScalarAsync(cancellationToken))!;
@@ -150,12 +154,18 @@ public sealed class SqliteDatabase : IAsyncDisposable
         Checkpointer = new SqliteCheckpointer(ConnectionString, WriteLock, _writer.DataSource, pageBytes, CheckpointInterval, WalRestartBytes, _logger);
     }
 
-    /// <summary>The running totals, the upstream's pause and the operator's, read once at start; from then on the writer keeps them as it commits.</summary>
+    /// <summary>
+    /// The running totals, the upstream's pause and the operator's, read once at start; from then on the
+    /// writer keeps them as it commits. Purged ingestions count in the totals as they did before (their ids
+    /// were enqueued and started), so the stored ids before each waiting ingestion stay true.
+    /// </summary>
     internal async Task LoadTotalsAsync(CancellationToken cancellationToken)
     {
         await using var command = Writer.CreateCommand();
         command.CommandText = """
             SELECT 0, priority, sum(total), sum(started), max(created_at) FROM ingestions GROUP BY priority
+            UNION ALL
+            SELECT 0, priority, ids, ids, 0 FROM purged_totals WHERE priority >= 0
             UNION ALL
             SELECT 1, i.priority, count(*), 0, 0 FROM requeued q CROSS JOIN ingestions i ON i.seq = q.ingestion_seq GROUP BY i.priority
             UNION ALL
@@ -170,8 +180,8 @@ public sealed class SqliteDatabase : IAsyncDisposable
                 switch (reader.GetInt32(0))
                 {
                     case 0:
-                        totals[priority, 0] = reader.GetInt64(2);
-                        totals[priority, 1] = reader.GetInt64(3);
+                        totals[priority, 0] += reader.GetInt64(2); // kept ingestions, then purged ones
+                        totals[priority, 1] += reader.GetInt64(3);
                         LastCreatedAt = Math.Max(LastCreatedAt, reader.GetInt64(4));
                         break;
                     case 1:
@@ -198,6 +208,43 @@ public sealed class SqliteDatabase : IAsyncDisposable
             Totals.Set(priority, totals[(int)priority, 0], totals[(int)priority, 1], totals[(int)priority, 2]);
         }
     }
+
+    /// <summary>
+    /// A file made before incremental auto-vacuum was turned on is rebuilt once (VACUUM) to switch it: the
+    /// only way SQLite changes the mode of a file that has tables. It takes a while on a large file, and
+    /// free space of about its size; it is logged with the file's size before and after.
+    /// </summary>
+    private async Task EnsureIncrementalVacuumAsync(CancellationToken cancellationToken)
+    {
+        await using var mode = Writer.CreateCommand();
+        mode.CommandText = "PRAGMA auto_vacuum";
+        if ((long)(await mode.ExecuteScalarAsync(cancellationToken))! == 2 || Writer.DataSource is "" or ":memory:")
+        {
+            return;
+        }
+
+        var before = StoreBytes();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        await ExecuteAsync(Writer, null, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;", cancellationToken);
+        LogVacuumed(_logger, Writer.DataSource, before, StoreBytes(), System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+    }
+
+    /// <summary>The bytes of the file and its write-ahead log on disk; zero in memory.</summary>
+    internal long StoreBytes()
+    {
+        var path = _writer?.DataSource;
+        if (string.IsNullOrEmpty(path) || path == ":memory:")
+        {
+            return 0;
+        }
+
+        return Length(path) + Length(path + "-wal");
+
+        static long Length(string file) => File.Exists(file) ? new FileInfo(file).Length : 0;
+    }
+
+    [LoggerMessage(EventId = Observability.LogEvents.StoreVacuumed, Level = LogLevel.Warning, Message = "Switched {Path} to incremental auto-vacuum, once, so retention gives space back: {BytesBefore} bytes before, {BytesAfter} after, in {Seconds:0.0} s")]
+    private static partial void LogVacuumed(ILogger logger, string path, long bytesBefore, long bytesAfter, double seconds);
 
     internal static async Task ExecuteAsync(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken cancellationToken)
     {

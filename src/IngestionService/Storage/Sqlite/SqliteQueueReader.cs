@@ -158,6 +158,8 @@ public sealed class SqliteQueueReader(SqliteDatabase database) : IQueueReader
 
     public Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken) => Task.FromResult(database.Totals.Depth);
 
+    public Task<long> GetStoreBytesAsync(CancellationToken cancellationToken) => Task.FromResult(database.StoreBytes());
+
     public Task<DateTimeOffset?> GetPausedUntilAsync(CancellationToken cancellationToken) => Task.FromResult(database.PausedUntil);
 
     public Task<QueuePause?> GetQueuePauseAsync(CancellationToken cancellationToken) => Task.FromResult(database.QueuePause);

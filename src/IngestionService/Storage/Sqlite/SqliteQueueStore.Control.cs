@@ -80,7 +80,12 @@ public sealed partial class SqliteQueueStore
 
     // A cancel hands the tail [started, total) to nobody: `started` moves to `total` (so the pending index,
     // the claim and the started totals let go of it) and `cancelled_from` keeps where it began.
-    private const string CancelSql = "UPDATE ingestions SET cancelled_from = started, started = total, cancelled_at = $now, cancel_reason = $reason";
+    // With nothing in flight or waiting for a retry (every id handed out has its final result), the cancel
+    // also finishes the ingestion; otherwise its last result will.
+    private const string CancelSql = """
+        UPDATE ingestions SET cancelled_from = started, started = total, cancelled_at = $now, cancel_reason = $reason,
+            finished_at = CASE WHEN completed >= started THEN $now ELSE finished_at END
+        """;
     private const string CancelledReturning = "RETURNING priority, total - cancelled_from";
 
     /// <summary>Expires, in the claim's transaction, the waiting ids whose <c>not_after</c> is not after <paramref name="now"/>.</summary>

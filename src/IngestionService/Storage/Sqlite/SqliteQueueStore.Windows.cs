@@ -56,7 +56,13 @@ public sealed partial class SqliteQueueStore
             await using (var progress = writer.CreateCommand())
             {
                 progress.Transaction = transaction;
-                progress.CommandText = "UPDATE ingestions SET completed = completed + $count, failed = failed + $failed WHERE seq = $seq";
+                // The SET sees the row before the update: the last of its ids to reach a final state finishes it.
+                progress.CommandText = """
+                    UPDATE ingestions SET completed = completed + $count, failed = failed + $failed,
+                        finished_at = CASE WHEN completed + $count >= coalesce(cancelled_from, total) THEN $finished_at ELSE finished_at END
+                    WHERE seq = $seq
+                    """;
+                progress.Parameters.AddWithValue("$finished_at", finished);
                 var seq = progress.Parameters.Add("$seq", SqliteType.Integer);
                 var count = progress.Parameters.Add("$count", SqliteType.Integer);
                 var failed = progress.Parameters.Add("$failed", SqliteType.Integer);

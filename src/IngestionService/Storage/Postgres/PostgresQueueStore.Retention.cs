@@ -1,0 +1,85 @@
+using IngestionService.Scheduling;
+using Npgsql;
+
+namespace IngestionService.Storage.Postgres;
+
+/// <summary>
+/// Retention on the shared store (<see cref="Retention"/>). Each batch is one transaction that first takes
+/// a transaction-level advisory lock without waiting: while one instance sweeps, the others' batches answer
+/// <see cref="PurgeResult.Busy"/> and delete nothing, so two sweepers never contend for the same rows.
+/// Deleted rows are reclaimed by PostgreSQL's autovacuum, which reuses their space for new rows.
+/// </summary>
+public sealed partial class PostgresQueueStore
+{
+    /// <summary>The advisory lock every instance's sweeper asks for ("ingestion-retention" as 8 bytes).</summary>
+    internal const long SweeperLock = 0x696e67_5f7265746eL;
+
+    public async Task<PurgeResult> PurgeAsync(PurgeRequest request, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var exclusive = new NpgsqlCommand("SELECT pg_try_advisory_xact_lock($1)", connection, transaction))
+        {
+            exclusive.Parameters.AddWithValue(SweeperLock);
+            if (!(bool)(await exclusive.ExecuteScalarAsync(cancellationToken))!)
+            {
+                return PurgeResult.OtherInstanceSweeping;
+            }
+        }
+
+        var candidates = new List<(long Seq, int Total)>();
+        await using (var select = new NpgsqlCommand($"""
+            SELECT seq, total FROM ingestions WHERE finished_at < $1 ORDER BY finished_at LIMIT {Retention.RowsPerBatch}
+            """, connection, transaction))
+        {
+            select.Parameters.AddWithValue(request.FinishedBefore);
+            await using var reader = await select.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                candidates.Add((reader.GetInt64(0), reader.GetInt32(1)));
+            }
+        }
+
+        var doomed = Retention.WithinBudget(candidates, candidate => candidate.Total).Select(candidate => candidate.Seq).ToArray();
+        long results = 0;
+        if (doomed.Length > 0)
+        {
+            results = await ExecuteAsync(connection, transaction, "DELETE FROM results WHERE ingestion_seq = ANY($1)", doomed, cancellationToken);
+            await ExecuteAsync(connection, transaction, "DELETE FROM window_items WHERE ingestion_seq = ANY($1)", doomed, cancellationToken);
+            await ExecuteAsync(connection, transaction, "DELETE FROM requeued WHERE ingestion_seq = ANY($1)", doomed, cancellationToken);
+            await ExecuteAsync(connection, transaction, "DELETE FROM ingestions WHERE seq = ANY($1)", doomed, cancellationToken);
+        }
+
+        // Windows no kept ingestion has a part in, older than the retention, behind the newest ones.
+        var windows = await ExecuteAsync(connection, transaction, $"""
+            DELETE FROM windows WHERE seq IN (
+                SELECT w.seq FROM windows w
+                WHERE w.seq <= (SELECT max(seq) FROM windows) - {Retention.KeptWindows} AND w.started_at < $1 AND w.state <> 0
+                  AND NOT EXISTS (SELECT 1 FROM window_items wi WHERE wi.window_seq = w.seq)
+                  AND NOT EXISTS (SELECT 1 FROM results r WHERE r.window_seq = w.seq)
+                ORDER BY w.seq LIMIT {Retention.RowsPerBatch})
+            """, request.FinishedBefore, cancellationToken);
+        var keys = await ExecuteAsync(connection, transaction, $"""
+            DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= $1 LIMIT {Retention.RowsPerBatch})
+            """, request.Now, cancellationToken);
+
+        await transaction.CommitAsync(cancellationToken);
+        return new PurgeResult(doomed.Length, results, windows, keys,
+            More: doomed.Length < candidates.Count || candidates.Count == Retention.RowsPerBatch || windows == Retention.RowsPerBatch || keys == Retention.RowsPerBatch);
+    }
+
+    public async Task ProbeWriteAsync(CancellationToken cancellationToken)
+    {
+        // A write statement that a read-only database or a standby refuses, though it changes no row (so it
+        // takes no lock a claim would wait for). A full disk shows at the next write that needs space.
+        await using var command = _dataSource.CreateCommand("UPDATE limiter SET id = id WHERE false");
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task<int> ExecuteAsync<T>(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, T parameter, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        command.Parameters.AddWithValue(parameter!);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}
