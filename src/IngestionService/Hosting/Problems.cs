@@ -22,6 +22,23 @@ public static class Problems
 
     public static ProblemHttpResult UnknownIngestion(string ingestionId) =>
         Of(StatusCodes.Status404NotFound, "Unknown ingestion", $"No ingestion has the id '{ingestionId}'.");
+
+    /// <summary>
+    /// The 404 of a well-formed id: an ingestion id carries its created time (<see cref="Ingest.IngestionIds"/>),
+    /// so one created longer ago than the retention is said to have probably been deleted by it.
+    /// </summary>
+    public static ProblemHttpResult UnknownIngestion(Guid ingestionId, DateTimeOffset now, TimeSpan retention)
+    {
+        var created = Ingest.IngestionIds.CreatedAt(ingestionId);
+        var detail = ingestionId.Version == 7 && created < now - retention && created > DateTimeOffset.UnixEpoch
+            ? $"No ingestion has the id '{ingestionId}'. It was created at {created:yyyy-MM-ddTHH:mm:ssZ}, longer ago than the retention ({Duration(retention)}, Ingestion:Retention): it may have finished and been deleted."
+            : $"No ingestion has the id '{ingestionId}'. Finished ingestions are kept for {Duration(retention)} (Ingestion:Retention), then deleted.";
+        return Of(StatusCodes.Status404NotFound, "Unknown ingestion", detail);
+    }
+
+    private static string Duration(TimeSpan span) => span.TotalDays >= 1 && span.Ticks % TimeSpan.TicksPerDay == 0
+        ? $"{span.TotalDays:0} days"
+        : $"{span.TotalSeconds:0} s";
 }
 
 /// <summary>

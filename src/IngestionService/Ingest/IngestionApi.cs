@@ -48,6 +48,7 @@ public static class IngestionApi
                 services.GetRequiredService<StatusCache>(),
                 services.GetRequiredService<TimeProvider>(),
                 services.GetRequiredService<LimitInForce>(),
+                services.GetRequiredService<IOptions<IngestionOptions>>(),
                 cancellationToken);
 
         app.MapGet("/status/{ingestionId}", Status)
@@ -239,10 +240,12 @@ public static class IngestionApi
         StatusCache cache,
         TimeProvider clock,
         LimitInForce limits,
+        IOptions<IngestionOptions> options,
         CancellationToken cancellationToken)
     {
         var known = Guid.TryParse(ingestionId, out var id);
-        if (known && cache.Final(id) is { } final)
+        var retention = options.Value.Retention;
+        if (known && cache.Final(id, clock.GetUtcNow() - retention) is { } final)
         {
             return new StatusJsonResult(final);
         }
@@ -250,7 +253,7 @@ public static class IngestionApi
         var snapshot = known ? await store.GetIngestionAsync(id, cancellationToken) : null;
         if (snapshot is null)
         {
-            return Problems.UnknownIngestion(ingestionId);
+            return known ? Problems.UnknownIngestion(id, clock.GetUtcNow(), retention) : Problems.UnknownIngestion(ingestionId);
         }
 
         var (live, estimate) = StatusReport.Live(snapshot, clock.GetUtcNow(), admission.NotBefore, limits.Current);

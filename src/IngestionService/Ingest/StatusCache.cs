@@ -12,7 +12,8 @@ namespace IngestionService.Ingest;
 /// spans, the requeued and failed positions, the pause, and, while ids wait, the ids ahead and the
 /// estimate), so a cached answer is always exactly what rendering would give. The answer of a completed
 /// ingestion never changes again (every window that took its ids is over, nothing waits, and neither
-/// the estimate nor the pause is shown), so it is served without reading the store at all. Bounded by
+/// the estimate nor the pause is shown), so it is served without reading the store at all, until the
+/// retention may have deleted it (then the store says whether it is still there). Bounded by
 /// entry count and by the bytes of the answers (and of the ids the entries keep to compare with).
 /// </summary>
 public sealed class StatusCache
@@ -40,9 +41,12 @@ public sealed class StatusCache
             && snapshot.Spans.All(span => span.State != WindowState.Running);
     }
 
-    /// <summary>The answer of a completed ingestion, if it was rendered before.</summary>
-    public byte[]? Final(Guid ingestionId) =>
-        _entries.TryGetValue(ingestionId, out var entry) && entry.IsFinal ? entry.Body : null;
+    /// <summary>
+    /// The answer of a completed ingestion, if it was rendered before and it finished at or after
+    /// <paramref name="keptSince"/> (now less the retention), so no sweep can have deleted it yet.
+    /// </summary>
+    public byte[]? Final(Guid ingestionId, DateTimeOffset keptSince) =>
+        _entries.TryGetValue(ingestionId, out var entry) && entry.IsFinal && entry.FinishedAt >= keptSince ? entry.Body : null;
 
     /// <summary>The answer for this snapshot and estimate, rendered now or earlier.</summary>
     public byte[] Render(IngestionSnapshot snapshot, WaitEstimate? estimate)
@@ -98,6 +102,12 @@ public sealed class StatusCache
         public long Bytes => Body.Length + (Snapshot.Ids.Length * 4L);
 
         public bool IsFinal { get; } = IsFinal(Snapshot);
+
+        /// <summary>When its last id became final, as far as the snapshot tells: its last window's finish, or its cancel.</summary>
+        public DateTimeOffset FinishedAt { get; } = Snapshot.Spans
+            .Select(span => span.FinishedAt ?? span.StartedAt)
+            .Append(Snapshot.Cancel?.At ?? Snapshot.CreatedAt)
+            .Max();
 
         /// <summary>
         /// Whether an answer for <paramref name="snapshot"/> would be this one. The ids, created time, batch

@@ -11,7 +11,7 @@ namespace IngestionService.Storage;
 /// windows never wait long behind it. On a shared store one instance sweeps at a time; the others' batches
 /// come back <see cref="PurgeResult.Busy"/> and they try again at their next interval.
 /// </summary>
-public sealed partial class RetentionSweeper(IQueueStore store, StoreWrites writes, IngestionMetrics metrics, TimeProvider clock, IOptions<IngestionOptions> options, ILogger<RetentionSweeper> logger) : BackgroundService
+public sealed partial class RetentionSweeper(IQueueStore store, StoreWrites writes, TimeProvider clock, IOptions<IngestionOptions> options, ILogger<RetentionSweeper> logger, IngestionMetrics? metrics = null) : BackgroundService
 {
     private readonly TimeSpan _retention = options.Value.Retention;
 
@@ -46,7 +46,7 @@ public sealed partial class RetentionSweeper(IQueueStore store, StoreWrites writ
         while (true)
         {
             var batch = await store.PurgeAsync(Retention.Request(clock.GetUtcNow(), _retention), cancellationToken);
-            metrics.Purged(batch);
+            metrics?.Purged(batch);
             total = new PurgeResult(total.Ingestions + batch.Ingestions, total.Results + batch.Results, total.Windows + batch.Windows, total.Keys + batch.Keys, More: false, Busy: batch.Busy);
             if (!batch.More || batch.Busy)
             {

@@ -70,9 +70,11 @@ public sealed class StatusCacheTests
 
         Assert.True(StatusCache.IsFinal(done));
         Assert.False(StatusCache.IsFinal(running));
-        Assert.Same(rendered, cache.Final(done.Id));
-        Assert.Null(cache.Final(running.Id));
-        Assert.Null(cache.Final(Guid.CreateVersion7()));
+        Assert.Same(rendered, cache.Final(done.Id, T0));
+        Assert.Null(cache.Final(running.Id, T0));
+        Assert.Null(cache.Final(Guid.CreateVersion7(), T0));
+        // Finished (T0 + 1 s) before what the retention keeps: the store must say whether it is still there.
+        Assert.Null(cache.Final(done.Id, T0.AddSeconds(2)));
         // The pause holds back work still to do; a completed ingestion has none, so its answer does not show it.
         Assert.Null(StatusReport.Build(done, Estimate).UpstreamPausedUntil);
         Assert.Equal(Rendered(done, Estimate), rendered);
