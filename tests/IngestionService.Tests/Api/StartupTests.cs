@@ -20,6 +20,7 @@ public sealed class StartupTests
     [InlineData("Ingestion:MaxBacklog", "00:00:01")]
     [InlineData("Ingestion:IdempotencyKeyLifetime", "00:00:01")]
     [InlineData("Ingestion:AcceptedStatusCode", "204")]
+    [InlineData("Ingestion:Retention", "00:00:30")]
     public async Task ABadSettingStopsTheStartWithAMessageNamingItsKey(string key, string value)
     {
         await using var app = new IngestionApp(new() { [key] = value });
@@ -29,6 +30,19 @@ public sealed class StartupTests
         var validation = failure as OptionsValidationException ?? failure.InnerException as OptionsValidationException;
         Assert.NotNull(validation);
         Assert.Contains(key, validation.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ARetentionShorterThanTheIdempotencyKeyLifetimeIsRefusedNamingBoth()
+    {
+        // The default key lifetime is a day: a key would outlive the ingestion it answers with.
+        await using var app = new IngestionApp(new() { ["Ingestion:Retention"] = "01:00:00" });
+
+        var failure = Assert.ThrowsAny<Exception>(() => app.Client);
+
+        var validation = failure as OptionsValidationException ?? failure.InnerException as OptionsValidationException;
+        Assert.NotNull(validation);
+        Assert.Contains("Ingestion:IdempotencyKeyLifetime (1.00:00:00) must not be longer than Ingestion:Retention (01:00:00)", validation.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -229,6 +229,23 @@ public sealed partial class SqliteDatabase : IAsyncDisposable
         LogVacuumed(_logger, Writer.DataSource, before, StoreBytes(), System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
+    /// <summary>
+    /// Caps the file at the pages it has now (<c>PRAGMA max_page_count</c> on the writer), so the next
+    /// write that needs a page fails with <c>SQLITE_FULL</c> as on a full disk; with false, lifts the cap.
+    /// SQLite's own limit, which the tests use to fill the disk without filling one.
+    /// </summary>
+    internal Task CapAtCurrentSizeAsync(bool cap, CancellationToken cancellationToken) =>
+        WriteAsync(async (writer, transaction) =>
+        {
+            await using var command = writer.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = "PRAGMA page_count";
+            var pages = cap ? (long)(await command.ExecuteScalarAsync(cancellationToken))! : uint.MaxValue - 1L;
+            command.CommandText = $"PRAGMA max_page_count = {pages}";
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }, cancellationToken);
+
     /// <summary>The bytes of the file and its write-ahead log on disk; zero in memory.</summary>
     internal long StoreBytes()
     {

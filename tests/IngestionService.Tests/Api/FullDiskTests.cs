@@ -1,0 +1,76 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using IngestionService.Storage.Sqlite;
+using IngestionService.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace IngestionService.Tests.Api;
+
+/// <summary>
+/// A full disk over real HTTP on a real SQLite file, made with SQLite's own page limit: submissions answer
+/// 503 with a Retry-After, readiness says why, nothing is half-written, and once there is space again
+/// everything carries on by itself.
+/// </summary>
+public sealed class FullDiskTests
+{
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task AFullDiskAnswers503WithRetryAfterStoresNothingAndTheServiceRecoversWithoutARestart()
+    {
+        await using var app = new IngestionApp(new() { ["Ingestion:Window"] = "00:00:00.100", ["Upstream:SimulatedDelay"] = "00:00:00" });
+        var before = await app.SubmitAsync("HIGH", 1, 2, 3);
+        await CompletedAsync(app, before);
+        await PostAsync(app, "/queue/pause");
+        var held = await app.SubmitAsync("MEDIUM", 4, 5, 6, 7);          // waits while the disk fills
+        var database = app.Services.GetRequiredService<SqliteDatabase>();
+        var recent = await CountRecentAsync(app);
+
+        await database.CapAtCurrentSizeAsync(cap: true, Token);
+        using var refused = await app.PostIngestAsync(Request(50_000));
+        var problem = await refused.Content.ReadFromJsonAsync<JsonElement>(Token);
+        using var notReady = await app.Client.GetAsync(new Uri("/health/ready", UriKind.Relative), Token);
+        var readiness = await notReady.Content.ReadAsStringAsync(Token);
+        await PostAsync(app, "/queue/resume");                            // the dispatcher meets the full disk too
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(TimeSpan.FromSeconds(5), refused.Headers.RetryAfter?.Delta);
+        Assert.Equal("The store is full", problem.GetProperty("title").GetString());
+        Assert.Contains("SQLITE_FULL", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal("https://tools.ietf.org/html/rfc9110#section-15.6.4", problem.GetProperty("type").GetString());
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
+        Assert.Contains("refuses writes", readiness, StringComparison.Ordinal);
+        Assert.Equal(recent, await CountRecentAsync(app));                // the refused request left nothing behind
+        Assert.Equal(1, app.LatestMeasurement<int>("ingestion.store.refusing_writes"));
+
+        await database.CapAtCurrentSizeAsync(cap: false, Token);
+        await Eventually.ReturnsAsync(
+            async () => (await app.Client.GetAsync(new Uri("/health/ready", UriKind.Relative), Token)).StatusCode,
+            status => status == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "readiness to see writes work again");
+        using var accepted = await app.PostIngestAsync(Request(50_000));
+        var after = await app.SubmitAsync("HIGH", 8, 9);
+
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+        await CompletedAsync(app, held);
+        await CompletedAsync(app, after);
+        Assert.Equal(0, app.LatestMeasurement<int>("ingestion.store.refusing_writes"));
+        var status = await app.StatusAsync(held);
+        Assert.Equal(4, status.GetProperty("completed_ids").GetInt32());
+    }
+
+    private static string Request(int ids) => JsonSerializer.Serialize(new { ids = Enumerable.Range(1, ids), priority = "LOW" });
+
+    private static async Task<int> CountRecentAsync(IngestionApp app) =>
+        (await app.GetJsonAsync("/ingestions?limit=100")).GetProperty("ingestions").GetArrayLength();
+
+    private static Task<JsonElement> CompletedAsync(IngestionApp app, Guid ingestion) =>
+        Eventually.ReturnsAsync(() => app.StatusAsync(ingestion), s => s.GetProperty("status").GetString() == "completed", TimeSpan.FromSeconds(20), $"ingestion {ingestion} to complete");
+
+    private static async Task PostAsync(IngestionApp app, string path)
+    {
+        using var response = await app.Client.PostAsync(new Uri(path, UriKind.Relative), null, Token);
+        response.EnsureSuccessStatusCode();
+    }
+}
