@@ -244,8 +244,8 @@ public static class IngestionApi
         CancellationToken cancellationToken)
     {
         var known = Guid.TryParse(ingestionId, out var id);
-        var retention = options.Value.Retention;
-        if (known && cache.Final(id, clock.GetUtcNow() - retention) is { } final)
+        var (now, retention) = (clock.GetUtcNow(), options.Value.Retention);
+        if (known && cache.Final(id, now - retention) is { } final)
         {
             return new StatusJsonResult(final);
         }
@@ -253,10 +253,10 @@ public static class IngestionApi
         var snapshot = known ? await store.GetIngestionAsync(id, cancellationToken) : null;
         if (snapshot is null)
         {
-            return known ? Problems.UnknownIngestion(id, clock.GetUtcNow(), retention) : Problems.UnknownIngestion(ingestionId);
+            return known ? Problems.UnknownIngestion(id, now, retention) : Problems.UnknownIngestion(ingestionId);
         }
 
-        var (live, estimate) = StatusReport.Live(snapshot, clock.GetUtcNow(), admission.NotBefore, limits.Current);
+        var (live, estimate) = StatusReport.Live(snapshot, now, admission.NotBefore, limits.Current);
         return new StatusJsonResult(live, estimate, cache);
     }
 

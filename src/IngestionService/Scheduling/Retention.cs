@@ -74,7 +74,21 @@ public readonly record struct PurgeRequest(DateTimeOffset Now, DateTimeOffset Fi
 /// </summary>
 public readonly record struct PurgeResult(int Ingestions, long Results, int Windows, int Keys, bool More, bool Busy = false)
 {
-    public static PurgeResult OtherInstanceSweeping => new(0, 0, 0, 0, More: false, Busy: true);
+    public static PurgeResult None => new(0, 0, 0, 0, More: false);
+
+    public static PurgeResult OtherInstanceSweeping => None with { Busy = true };
+
+    /// <summary>
+    /// What a batch that looked at <paramref name="candidates"/> finished ingestions deleted; more is due when
+    /// the id budget left some of them, or any of its three selections came back full.
+    /// </summary>
+    public static PurgeResult Of(int candidates, int ingestions, long results, int windows, int keys) =>
+        new(ingestions, results, windows, keys,
+            More: ingestions < candidates || candidates == Retention.RowsPerBatch || windows == Retention.RowsPerBatch || keys == Retention.RowsPerBatch);
+
+    /// <summary>The deletions of two batches together; busy when the later one was.</summary>
+    public static PurgeResult operator +(PurgeResult earlier, PurgeResult later) =>
+        new(earlier.Ingestions + later.Ingestions, earlier.Results + later.Results, earlier.Windows + later.Windows, earlier.Keys + later.Keys, later.More, later.Busy);
 
     public long Rows => Ingestions + Results + Windows + Keys;
 }

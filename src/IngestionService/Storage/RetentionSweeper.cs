@@ -42,12 +42,12 @@ public sealed partial class RetentionSweeper(IQueueStore store, StoreWrites writ
     /// <summary>One sweep: batches until nothing more is due (or another instance is sweeping); what it deleted in all.</summary>
     public async Task<PurgeResult> SweepAsync(CancellationToken cancellationToken)
     {
-        var total = new PurgeResult(0, 0, 0, 0, More: false);
+        var total = PurgeResult.None;
         while (true)
         {
             var batch = await store.PurgeAsync(Retention.Request(clock.GetUtcNow(), _retention), cancellationToken);
             metrics?.Purged(batch);
-            total = new PurgeResult(total.Ingestions + batch.Ingestions, total.Results + batch.Results, total.Windows + batch.Windows, total.Keys + batch.Keys, More: false, Busy: batch.Busy);
+            total += batch;
             if (!batch.More || batch.Busy)
             {
                 break;

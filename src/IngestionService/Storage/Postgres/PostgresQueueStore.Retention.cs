@@ -50,13 +50,14 @@ public sealed partial class PostgresQueueStore
             await ExecuteAsync(connection, transaction, "DELETE FROM ingestions WHERE seq = ANY($1)", doomed, cancellationToken);
         }
 
-        // Windows no kept ingestion has a part in, older than the retention, behind the newest ones.
+        // Windows no kept ingestion has a part in, older than the retention, behind the newest ones. A result
+        // names the window of its latest call, which holds that position's window item, so a window without
+        // items has no results either.
         var windows = await ExecuteAsync(connection, transaction, $"""
             DELETE FROM windows WHERE seq IN (
                 SELECT w.seq FROM windows w
                 WHERE w.seq <= (SELECT max(seq) FROM windows) - {Retention.KeptWindows} AND w.started_at < $1 AND w.state <> 0
                   AND NOT EXISTS (SELECT 1 FROM window_items wi WHERE wi.window_seq = w.seq)
-                  AND NOT EXISTS (SELECT 1 FROM results r WHERE r.window_seq = w.seq)
                 ORDER BY w.seq LIMIT {Retention.RowsPerBatch})
             """, request.FinishedBefore, cancellationToken);
         var keys = await ExecuteAsync(connection, transaction, $"""
@@ -64,8 +65,7 @@ public sealed partial class PostgresQueueStore
             """, request.Now, cancellationToken);
 
         await transaction.CommitAsync(cancellationToken);
-        return new PurgeResult(doomed.Length, results, windows, keys,
-            More: doomed.Length < candidates.Count || candidates.Count == Retention.RowsPerBatch || windows == Retention.RowsPerBatch || keys == Retention.RowsPerBatch);
+        return PurgeResult.Of(candidates.Count, doomed.Length, results, windows, keys);
     }
 
     public async Task ProbeWriteAsync(CancellationToken cancellationToken)

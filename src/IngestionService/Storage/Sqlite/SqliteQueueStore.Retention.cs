@@ -21,11 +21,13 @@ public sealed partial class SqliteQueueStore
             var candidates = await CandidatesAsync(writer, transaction, request.FinishedBefore, cancellationToken);
             var doomed = Retention.WithinBudget(candidates, candidate => candidate.Total);
             long results = 0;
-            foreach (var (seq, _, _) in doomed)
+            if (doomed.Count > 0)
             {
-                results += await ExecuteAsync(writer, transaction, "DELETE FROM results WHERE ingestion_seq = $p", seq, cancellationToken);
-                await ExecuteAsync(writer, transaction, "DELETE FROM window_items WHERE ingestion_seq = $p", seq, cancellationToken);
-                await ExecuteAsync(writer, transaction, "DELETE FROM ingestions WHERE seq = $p", seq, cancellationToken);
+                // One statement a table, like PostgreSQL's `= ANY($1)`: the seqs as a JSON array.
+                var seqs = $"[{string.Join(',', doomed.Select(candidate => candidate.Seq))}]";
+                results = await ExecuteAsync(writer, transaction, "DELETE FROM results WHERE ingestion_seq IN (SELECT value FROM json_each($p))", seqs, cancellationToken);
+                await ExecuteAsync(writer, transaction, "DELETE FROM window_items WHERE ingestion_seq IN (SELECT value FROM json_each($p))", seqs, cancellationToken);
+                await ExecuteAsync(writer, transaction, "DELETE FROM ingestions WHERE seq IN (SELECT value FROM json_each($p))", seqs, cancellationToken);
             }
 
             foreach (var group in doomed.GroupBy(candidate => candidate.Priority))
@@ -49,15 +51,14 @@ public sealed partial class SqliteQueueStore
                 """, request.Now.ToUnixTimeMilliseconds(), cancellationToken);
 
             await database.CommitAsync(transaction, cancellationToken);
-            return new PurgeResult(doomed.Count, results, windows, keys,
-                More: doomed.Count < candidates.Count || candidates.Count == Retention.RowsPerBatch || windows == Retention.RowsPerBatch || keys == Retention.RowsPerBatch);
+            return PurgeResult.Of(candidates.Count, doomed.Count, results, windows, keys);
         }, cancellationToken);
 
         if (result.Rows > 0)
         {
             await database.WriteAsync(async (writer, transaction) =>
             {
-                await ExecuteAsync(writer, transaction, $"PRAGMA incremental_vacuum({VacuumPagesPerBatch})", 0, cancellationToken);
+                await SqliteDatabase.ExecuteAsync(writer, transaction, $"PRAGMA incremental_vacuum({VacuumPagesPerBatch})", cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
             }, cancellationToken);
         }
@@ -98,7 +99,7 @@ public sealed partial class SqliteQueueStore
         return candidates;
     }
 
-    private static async Task<int> ExecuteAsync(SqliteConnection writer, SqliteTransaction transaction, string sql, long parameter, CancellationToken cancellationToken)
+    private static async Task<int> ExecuteAsync(SqliteConnection writer, SqliteTransaction transaction, string sql, object parameter, CancellationToken cancellationToken)
     {
         await using var command = writer.CreateCommand();
         command.Transaction = transaction;
