@@ -179,11 +179,25 @@ def median_run(url, seconds, rounds, script=None):
     return runs
 
 
+def expect_status(service, path, status):
+    """Fails the benchmark unless GET `path` answers `status`: a fast error page is not a fast answer."""
+    try:
+        with urllib.request.urlopen(service.url + path, timeout=10) as response:
+            got = response.status
+    except urllib.error.HTTPError as error:
+        got = error.code
+    if got != status:
+        sys.exit(f"bench: GET {path} on {service.name} answered {got}, not {status}; nothing measured")
+
+
 def http_scenarios(service):
     """(name, path, wrk script, target ratio) of every http scenario, on a service given a 5-id and a
     3 000-id ingestion to read; the baseline answers the same paths with constant bodies."""
     small = submit(service, list(range(1, 6)))
     large = submit(service, list(range(1, 3001)))
+    # wrk counts a 404 and a 500 alike as non-2xx: the answer each GET scenario measures is checked first.
+    for path, status in ((f"/status/{small}", 200), (f"/status/{large}", 200), (f"/status/{UNKNOWN_ID}", 404)):
+        expect_status(service, path, status)
     return [
         ("POST /ingest, 5 ids", "/ingest", post_script(list(range(1, 6))), 0.5),
         ("POST /ingest, 1 000 ids", "/ingest", post_script(list(range(1, 1001))), 0.25),

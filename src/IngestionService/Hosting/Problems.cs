@@ -29,8 +29,7 @@ public static class Problems
     /// </summary>
     public static ProblemHttpResult UnknownIngestion(Guid ingestionId, DateTimeOffset now, TimeSpan retention)
     {
-        var created = Ingest.IngestionIds.CreatedAt(ingestionId);
-        var detail = ingestionId.Version == 7 && created < now - retention && created > DateTimeOffset.UnixEpoch
+        var detail = Ingest.IngestionIds.CreatedAtIfVersion7(ingestionId) is { } created && created < now - retention && created > DateTimeOffset.UnixEpoch
             ? $"No ingestion has the id '{ingestionId}'. It was created at {created:yyyy-MM-ddTHH:mm:ssZ}, longer ago than the retention ({Duration(retention)}, Ingestion:Retention): it may have finished and been deleted."
             : $"No ingestion has the id '{ingestionId}'. Finished ingestions are kept for {Duration(retention)} (Ingestion:Retention), then deleted.";
         return Of(StatusCodes.Status404NotFound, "Unknown ingestion", detail);

@@ -18,9 +18,11 @@ public sealed class RetentionApiTests
 
         var purged = await ProblemAsync(app, old);
         var unknown = await ProblemAsync(app, Guid.CreateVersion7());
+        var notVersion7 = await ProblemAsync(app, Guid.Parse("ffffffff-ffff-4fff-bfff-ffffffffffff")); // its "time" is past year 9999
 
         Assert.Contains("longer ago than the retention (7 days, Ingestion:Retention): it may have finished and been deleted", purged, StringComparison.Ordinal);
         Assert.Contains("Finished ingestions are kept for 7 days (Ingestion:Retention), then deleted.", unknown, StringComparison.Ordinal);
+        Assert.Contains("Finished ingestions are kept for 7 days", notVersion7, StringComparison.Ordinal);
     }
 
     [Fact]
