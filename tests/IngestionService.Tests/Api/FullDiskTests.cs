@@ -60,6 +60,58 @@ public sealed class FullDiskTests
         Assert.Equal(4, status.GetProperty("completed_ids").GetInt32());
     }
 
+    [Fact]
+    public async Task AReadOnlyPostgresAnswers503LosesNothingAndTheServiceRecoversWithoutARestart()
+    {
+        await using var database = await TempPostgresDatabase.CreateAsync();
+        await using var app = new IngestionApp(new()
+        {
+            ["Storage:Provider"] = "Postgres",
+            ["Storage:ConnectionString"] = database.ConnectionString,
+            ["Ingestion:Window"] = "00:00:00.300",
+            ["Ingestion:PollInterval"] = "00:00:00.100",
+            ["Upstream:SimulatedDelay"] = "00:00:00.100",
+        });
+        var running = await app.SubmitAsync("MEDIUM", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12);
+        await Eventually.ReturnsAsync(() => app.StatusAsync(running), s => s.GetProperty("status").GetString() == "triggered", TimeSpan.FromSeconds(10), "the first window to start");
+        var stored = await database.ScalarAsync<long>("SELECT count(*) FROM ingestions");
+
+        // A failover to a standby: the sessions are cut, and every new one is read-only.
+        await database.SetReadOnlyAsync(true);
+        app.Services.GetRequiredService<Npgsql.NpgsqlDataSource>().Clear();
+        using var refused = await app.PostIngestAsync(Request(1_000));
+        var problem = await refused.Content.ReadFromJsonAsync<JsonElement>(Token);
+        using var control = await app.Client.PostAsync(new Uri("/queue/pause", UriKind.Relative), null, Token);
+        var readiness = await Eventually.ReturnsAsync(
+            async () => await app.Client.GetAsync(new Uri("/health/ready", UriKind.Relative), Token),
+            response => response.StatusCode == HttpStatusCode.ServiceUnavailable, TimeSpan.FromSeconds(10), "readiness to see the refusal");
+        var windowsBefore = await database.ScalarAsync<long>("SELECT count(*) FROM windows");
+        await Task.Delay(TimeSpan.FromSeconds(1), Token); // three windows' time in which the dispatcher meets the refusal
+        var windowsWhileReadOnly = await database.ScalarAsync<long>("SELECT count(*) FROM windows") - windowsBefore;
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(5), refused.Headers.RetryAfter?.Delta);
+        Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("read-only", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, control.StatusCode);         // a control write is refused alike, not a 500
+        Assert.Contains("refuses writes", await readiness.Content.ReadAsStringAsync(Token), StringComparison.Ordinal);
+        Assert.Equal(stored, await database.ScalarAsync<long>("SELECT count(*) FROM ingestions"));
+        Assert.Equal(0, windowsWhileReadOnly);
+
+        await database.SetReadOnlyAsync(false);
+        await Eventually.ReturnsAsync(
+            async () => (await app.Client.GetAsync(new Uri("/health/ready", UriKind.Relative), Token)).StatusCode,
+            status => status == HttpStatusCode.OK, TimeSpan.FromSeconds(10), "readiness to see writes work again");
+        using var accepted = await app.PostIngestAsync(Request(5));
+        var done = await CompletedAsync(app, running);
+
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+        Assert.Equal(12, done.GetProperty("completed_ids").GetInt32());
+        var starts = (await app.GetJsonAsync("/windows?limit=100")).GetProperty("windows").EnumerateArray()
+            .Select(w => w.GetProperty("started_at").GetDateTime()).Order().ToList();
+        Assert.All(starts.Zip(starts.Skip(1)), pair => Assert.True(pair.Second - pair.First >= TimeSpan.FromMilliseconds(300), $"windows started {pair.First:O} and {pair.Second:O}"));
+    }
+
     private static string Request(int ids) => JsonSerializer.Serialize(new { ids = Enumerable.Range(1, ids), priority = "LOW" });
 
     private static async Task<int> CountRecentAsync(IngestionApp app) =>

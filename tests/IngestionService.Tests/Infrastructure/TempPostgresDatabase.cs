@@ -68,6 +68,19 @@ public sealed class TempPostgresDatabase : IAsyncDisposable
         return (T)(await command.ExecuteScalarAsync(TestContext.Current.CancellationToken))!;
     }
 
+    /// <summary>
+    /// Makes every session opened from now on read-only (or writable again), as a standby or a demoted
+    /// primary is: sessions already open keep what they had, as they would until a failover cuts them.
+    /// </summary>
+    public async Task SetReadOnlyAsync(bool readOnly)
+    {
+        await using var connection = new NpgsqlConnection(_serverConnectionString);
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        var sql = readOnly ? $"ALTER DATABASE {Name} SET default_transaction_read_only = on" : $"ALTER DATABASE {Name} RESET default_transaction_read_only";
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+    }
+
     public async ValueTask DisposeAsync()
     {
         // Only this database's pool: the other tests' connections stay as they are.

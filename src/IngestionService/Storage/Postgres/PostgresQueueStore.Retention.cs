@@ -73,7 +73,18 @@ public sealed partial class PostgresQueueStore
         // A write statement that a read-only database or a standby refuses, though it changes no row (so it
         // takes no lock a claim would wait for). A full disk shows at the next write that needs space.
         await using var command = _dataSource.CreateCommand("UPDATE limiter SET id = id WHERE false");
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch (PostgresException exception) when (exception.SqlState == PostgresErrorCodes.ReadOnlySqlTransaction)
+        {
+            // A session opened while the database was read-only (a standby, a demoted primary, or
+            // default_transaction_read_only) stays read-only for life: drop the idle ones, so the next
+            // probe opens a fresh session that sees the database as it is now.
+            _dataSource.Clear();
+            throw;
+        }
     }
 
     private static async Task<int> ExecuteAsync<T>(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, T parameter, CancellationToken cancellationToken)
