@@ -7,6 +7,11 @@
   python3 bench/bench.py compare REV
                                  this checkout against git revision REV (built in a temporary
                                  worktree), the http scenarios side by side: did a change cost anything?
+  python3 bench/bench.py soak    ~10 min of compressed time under steady load: memory and the store's
+                                 size plateau, every acknowledged ingestion completes or is purged
+                                 (CSV and PNG chart in bench/results/; needs python3-matplotlib)
+  python3 bench/bench.py sweep   POST latency while the retention sweeps 100 000 finished ingestions
+  (soak and sweep take --store postgres: a throwaway cluster of Debian's postgresql, started here)
 
 Both build Release first, start every server on a fresh database on loopback, and stop them at the
 end. Requires wrk (Debian: apt-get install wrk). Speed lives here, never in the unit tests.
@@ -389,15 +394,24 @@ def scale_bench(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=["http", "scale", "compare"])
+    parser.add_argument("scenario", choices=["http", "scale", "compare", "soak", "sweep"])
     parser.add_argument("revision", nargs="?", help="compare: the git revision to measure this checkout against")
     parser.add_argument("--seconds", type=int, default=10, help="length of one wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (medians are quoted)")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite", help="soak, sweep: the store to run on")
+    parser.add_argument("--minutes", type=float, default=10, help="soak: how long")
+    parser.add_argument("--posts", type=int, default=20, help="soak: 5-id POSTs per second (and as many status reads)")
+    parser.add_argument("--ingestions", type=int, default=100_000, help="sweep: finished ingestions to sweep")
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"), help="soak: folder for the CSV and the chart")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     if args.scenario == "compare" and not args.revision:
         sys.exit("compare needs a git revision to measure against, for example: python3 bench/bench.py compare HEAD~1")
+    if args.scenario in ("soak", "sweep"):
+        import soak  # the long runs, in their own file
+        {"soak": soak.soak_bench, "sweep": soak.sweep_bench}[args.scenario](args)
+        return
     {"http": http_bench, "scale": scale_bench, "compare": compare_bench}[args.scenario](args)
 
 

@@ -7,7 +7,8 @@ namespace IngestionService.Storage;
 
 /// <summary>
 /// Deletes finished work older than <c>Ingestion:Retention</c> (<see cref="Retention"/>), every
-/// <see cref="Retention.SweepInterval"/>, in small batches with a pause between them, so submissions and
+/// <see cref="Retention.SweepInterval"/>, in small batches with a pause fifty times as long as the batch
+/// after each (<see cref="Retention.PauseAfter"/>), so submissions and
 /// windows never wait long behind it. On a shared store one instance sweeps at a time; the others' batches
 /// come back <see cref="PurgeResult.Busy"/> and they try again at their next interval.
 /// </summary>
@@ -45,7 +46,9 @@ public sealed partial class RetentionSweeper(IQueueStore store, StoreWrites writ
         var total = PurgeResult.None;
         while (true)
         {
+            var started = clock.GetTimestamp();
             var batch = await store.PurgeAsync(Retention.Request(clock.GetUtcNow(), _retention), cancellationToken);
+            var took = clock.GetElapsedTime(started);
             metrics?.Purged(batch);
             total += batch;
             if (!batch.More || batch.Busy)
@@ -53,7 +56,7 @@ public sealed partial class RetentionSweeper(IQueueStore store, StoreWrites writ
                 break;
             }
 
-            await Task.Delay(Retention.BetweenBatches, clock, cancellationToken);
+            await Task.Delay(Retention.PauseAfter(took), clock, cancellationToken);
         }
 
         if (total.Rows > 0)

@@ -14,6 +14,14 @@ public sealed class RetentionSchedulingTests : IDisposable
 
     public void Dispose() => _database.Dispose();
 
+    [Theory]
+    [InlineData(0, 20)]        // a batch too quick to measure still lets writers in for 20 ms
+    [InlineData(1, 50)]
+    [InlineData(3.3, 165)]     // a batch of 500 ids on SQLite: under 2 % of the time holding the write lock
+    [InlineData(1000, 5000)]   // a 100 000-id ingestion: the pause is capped, the sweep goes on
+    public void APauseBetweenBatchesIsFiftyTimesTheBatchBetween20MsAnd5S(double batchMs, double pauseMs) =>
+        Assert.Equal(TimeSpan.FromMilliseconds(pauseMs), IngestionService.Scheduling.Retention.PauseAfter(TimeSpan.FromMilliseconds(batchMs)));
+
     [Fact]
     public async Task AWeekOldWaitingIngestionSurvivesEverySweepAndFinishedWorkGoesOnceItIsOlderThanTheRetention()
     {
