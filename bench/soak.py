@@ -54,9 +54,18 @@ class Store:
         return bench.Server(bench.SERVICE_DLL, settings, name=name)
 
     def size_bytes(self):
+        """The rows' footprint: SQLite's database file, or PostgreSQL's tables with their indexes and TOAST."""
         if self.postgres is None:
-            return sum(os.path.getsize(os.path.join(self.folder, f)) for f in os.listdir(self.folder) if f.startswith("ingestion.db"))
+            return os.path.getsize(os.path.join(self.folder, "ingestion.db"))
         return int(self.postgres.sql("SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")[0][0])
+
+    def log_bytes(self):
+        """The write-ahead log beside it: SQLite's -wal file (the checkpointer brings it back once it passes
+        64 MiB), or PostgreSQL's pg_wal folder (recycled by its checkpoints, max_wal_size 1 GB by default)."""
+        if self.postgres is None:
+            wal = os.path.join(self.folder, "ingestion.db-wal")
+            return os.path.getsize(wal) if os.path.exists(wal) else 0
+        return int(self.postgres.sql("SELECT coalesce(sum(size), 0) FROM pg_ls_waldir()")[0][0])
 
     def rows(self):
         if self.postgres is None:
@@ -195,7 +204,7 @@ def chart(samples, path, title):
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + 3 * panel + 30}" font-family="sans-serif" font-size="12">',
            '<rect width="100%" height="100%" fill="white"/>', f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="15">{title}</text>']
     panels = ((("rss_mb", "#1f77b4"),), (("store_mb", "#1f77b4"),), (("post_p99_ms", "#1f77b4"), ("post_p50_ms", "#ff7f0e")))
-    labels = ("resident memory, MB", "store size, MB", "POST p99 (blue) and p50 (orange), ms")
+    labels = ("resident memory, MB", "store size (the database file, or the tables), MB", "POST p99 (blue) and p50 (orange), ms")
     for i, (series, label) in enumerate(zip(panels, labels)):
         y0 = top + i * panel
         bound = 1.1 * reference[series[0][0]] if i < 2 else None
@@ -249,6 +258,7 @@ def soak_bench(args):
             latencies = load.post_latencies_since(last) or [float("nan")]
             windows = metric(server, "ingestion_windows_started_total")
             sample = {"t_s": round(now - started), "rss_mb": round(server.rss_mb(), 1), "store_mb": round(store.size_bytes() / 2**20, 2),
+                      "log_mb": round(store.log_bytes() / 2**20, 2),
                       "post_p50_ms": round(bench.pct(latencies, 50), 2), "post_p99_ms": round(bench.pct(latencies, 99), 2),
                       "windows_per_s": round((windows - windows_before) / (now - last), 1),
                       "acked": len(load.acked), "errors": sum(load.errors.values()),
@@ -288,6 +298,10 @@ def soak_bench(args):
         ok &= passed
         print(f"{label}: minute 3 {reference[key]:.1f} MB, last two minutes max {peak:.1f} MB "
               f"({peak / reference[key]:.2f} ×, bound 1.1), fitted rise {rise:+.2f} MB (bound < {0.05 * reference[key]:.2f}): {'ok' if passed else 'FAIL'}")
+    log_bound = 64 + 8 if args.store == "sqlite" else 1024  # MiB: the restart size and a pass's worth of frames; max_wal_size
+    log_peak = max(s["log_mb"] for s in samples)
+    ok &= log_peak <= log_bound
+    print(f"write-ahead log: at most {log_peak:.1f} MB (bound {log_bound} MB, where it is brought back): {'ok' if log_peak <= log_bound else 'FAIL'}")
     print("PASS" if ok else "FAIL")
     if not ok:
         sys.exit(1)

@@ -144,10 +144,13 @@ public sealed partial class Dispatcher(
             return null;
         }
 
+        // A window this instance may no longer hold (its lease may have expired while the claim's answer
+        // was on its way) starts no call; one that loses it mid-flight has its calls cancelled.
+        using var calls = CancellationTokenSource.CreateLinkedTokenSource(_abortFetches.Token, window.Lost);
         var fetches = new Task<UpstreamAnswer>[window.Items.Count];
         for (var i = 0; i < fetches.Length; i++)
         {
-            fetches[i] = FetchAsync(window.Items[i].Id, _abortFetches.Token);
+            fetches[i] = window.Lost.IsCancellationRequested ? Task.FromCanceled<UpstreamAnswer>(window.Lost) : FetchAsync(window.Items[i].Id, calls.Token);
         }
 
         // Measured again once the calls are on their way (a first call can spend a while getting there: a
@@ -173,12 +176,13 @@ public sealed partial class Dispatcher(
         var answered = sent with { LastFinish = answeredAt };
         bound.Set(AdmissionRule.NotBefore(answered, spacing));
 
-        if (_abortFetches.IsCancellationRequested && fetches.Any(fetch => !fetch.IsCompletedSuccessfully))
+        if ((_abortFetches.IsCancellationRequested || window.Lost.IsCancellationRequested) && fetches.Any(fetch => !fetch.IsCompletedSuccessfully))
         {
-            // A stop that outlasted ShutdownTimeout: the ids go back to the queue at once, uncounted, so
-            // nothing is left running for a restart or another instance to wait out.
-            await store.AbandonWindowAsync(window, CancellationToken.None);
-            metrics?.IdsRequeued(window.Items.Count);
+            // A stop that outlasted ShutdownTimeout, or a lease that may have expired: the ids go back to
+            // the queue, uncounted, so nothing is left running for a restart or another instance to wait
+            // out (or, if the store cannot be reached now, at the next attempt).
+            _handBack = window;
+            await HandBackAsync();
             cancellationToken.ThrowIfCancellationRequested();
             return window;
         }

@@ -98,7 +98,15 @@ public readonly record struct EnqueueResult(Guid IngestionId, EnqueueOutcome Out
 public readonly record struct WindowItem(long IngestionSeq, Guid IngestionId, Priority Priority, int Position, int Id, int PriorAttempts = 0, int PriorThrottled = 0);
 
 /// <summary>A window the dispatcher owns until it completes or abandons it.</summary>
-public sealed record ClaimedWindow(long Seq, DateTimeOffset StartedAt, IReadOnlyList<WindowItem> Items);
+public sealed record ClaimedWindow(long Seq, DateTimeOffset StartedAt, IReadOnlyList<WindowItem> Items)
+{
+    /// <summary>
+    /// Fires once this instance may no longer hold the window (on a shared store: its lease may have
+    /// expired, so another instance could take it back): no call of the window may start after, and the
+    /// calls in flight are cancelled. Never fires on a store only this process writes.
+    /// </summary>
+    public CancellationToken Lost { get; init; }
+}
 
 /// <summary>
 /// The answer of <see cref="IQueueStore.ClaimWindowAsync"/>: a window to run, or the time until the

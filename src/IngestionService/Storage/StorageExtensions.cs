@@ -17,6 +17,7 @@ public static class StorageExtensions
     {
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>();
+        services.AddSingleton<IValidateOptions<Ingest.IngestionOptions>, PostgresLeaseValidator>();
         services.TryAddSingleton(TimeProvider.System); // the embedded store's clock; a shared store uses the database's
 
         services.AddSingleton<SqliteDatabase>();

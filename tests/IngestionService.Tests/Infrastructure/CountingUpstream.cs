@@ -35,7 +35,9 @@ public sealed class CountingUpstream(TimeProvider clock, TimeSpan delay, Func<in
         {
         }
 
-        return Task.Delay(delay, clock, cancellationToken).ContinueWith(
+        // WaitAsync, not Delay's own token: a fake-clock Delay whose token is cancelled by the code under
+        // test did not complete here (seen with FakeTimeProvider), so a cancelled call never ended.
+        return Task.Delay(delay, clock, CancellationToken.None).WaitAsync(cancellationToken).ContinueWith(
             delayed =>
             {
                 Interlocked.Decrement(ref _inFlight);

@@ -6,11 +6,14 @@ namespace IngestionService.Tests.Infrastructure;
 
 /// <summary>
 /// A real store whose <see cref="CompleteWindowAsync"/> fails a given number of times first, the way a
-/// full disk or a lost database connection would; everything else goes straight through.
+/// full disk or a lost database connection would; and whose first <paramref name="lostLeases"/> claimed
+/// windows are lost when <paramref name="lost"/> fires (at once without one), as a shared store's window is
+/// when its lease may have expired. Everything else goes straight through.
 /// </summary>
-public sealed class FailingStore(IQueueStore inner, int completionFailures) : IQueueStore
+public sealed class FailingStore(IQueueStore inner, int completionFailures, int lostLeases = 0, CancellationToken? lost = null) : IQueueStore
 {
     private int _failuresLeft = completionFailures;
+    private int _leasesToLose = lostLeases;
 
     public TimeSpan? PollInterval => inner.PollInterval;
 
@@ -26,8 +29,16 @@ public sealed class FailingStore(IQueueStore inner, int completionFailures) : IQ
     public Task<EnqueueResult?> FindIdempotencyKeyAsync(string key, byte[] requestHash, CancellationToken cancellationToken) =>
         inner.FindIdempotencyKeyAsync(key, requestHash, cancellationToken);
 
-    public Task<WindowClaim> ClaimWindowAsync(int maxIds, WindowSpacing spacing, CancellationToken cancellationToken) =>
-        inner.ClaimWindowAsync(maxIds, spacing, cancellationToken);
+    public async Task<WindowClaim> ClaimWindowAsync(int maxIds, WindowSpacing spacing, CancellationToken cancellationToken)
+    {
+        var claim = await inner.ClaimWindowAsync(maxIds, spacing, cancellationToken);
+        if (claim.Window is not { } window || Interlocked.Decrement(ref _leasesToLose) < 0)
+        {
+            return claim;
+        }
+
+        return claim with { Window = window with { Lost = lost ?? new CancellationToken(canceled: true) } };
+    }
 
     public Task AbandonWindowAsync(ClaimedWindow window, CancellationToken cancellationToken) => inner.AbandonWindowAsync(window, cancellationToken);
 

@@ -27,6 +27,8 @@ public sealed class FakeUpstreamServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<int, int> _callsPerId = new();
+    private int _inFlight;
+    private int _mostInFlight;
 
     private FakeUpstreamServer(WebApplication app) => _app = app;
 
@@ -43,54 +45,79 @@ public sealed class FakeUpstreamServer : IAsyncDisposable
         var server = new FakeUpstreamServer(app);
         app.MapGet("/items/{id:int}", async (int id, HttpContext context) =>
         {
-            var before = server._callsPerId.AddOrUpdate(id, 1, (_, calls) => calls + 1) - 1;
-            server.Calls.Enqueue(new FakeCall(id, DateTimeOffset.UtcNow, context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase)));
-            var answer = script(id, before);
-            if (answer.Delay > TimeSpan.Zero)
-            {
-                try
-                {
-                    await Task.Delay(answer.Delay, context.RequestAborted);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
-
-            context.Response.StatusCode = answer.Status;
-            if (answer.RetryAfter is not null)
-            {
-                context.Response.Headers.RetryAfter = answer.RetryAfter;
-            }
-
-            if (answer.Location is not null)
-            {
-                context.Response.Headers.Location = answer.Location;
-            }
-
-            context.Response.ContentType = "application/json";
-            var body = answer.Body ?? string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"upstream"}""");
+            server.CallStarted();
             try
             {
-                if (answer.BodyDelay > TimeSpan.Zero)
-                {
-                    await context.Response.WriteAsync(body[..1], context.RequestAborted);
-                    await context.Response.Body.FlushAsync(context.RequestAborted);
-                    await Task.Delay(answer.BodyDelay, context.RequestAborted);
-                    body = body[1..];
-                }
-
-                await context.Response.WriteAsync(body, context.RequestAborted);
+                await server.AnswerAsync(id, context, script);
             }
-            catch (OperationCanceledException)
+            finally
             {
-                // The client gave up on the answer.
+                Interlocked.Decrement(ref server._inFlight);
             }
         });
         await app.StartAsync();
         server.BaseAddress = new Uri(app.Urls.Single());
         return server;
+    }
+
+    /// <summary>The most calls the server was answering at one moment.</summary>
+    public int MostInFlight => Volatile.Read(ref _mostInFlight);
+
+    private void CallStarted()
+    {
+        var now = Interlocked.Increment(ref _inFlight);
+        int seen;
+        while (now > (seen = Volatile.Read(ref _mostInFlight)) && Interlocked.CompareExchange(ref _mostInFlight, now, seen) != seen)
+        {
+        }
+    }
+
+    private async Task AnswerAsync(int id, HttpContext context, Func<int, int, FakeAnswer> script)
+    {
+        var before = _callsPerId.AddOrUpdate(id, 1, (_, calls) => calls + 1) - 1;
+        Calls.Enqueue(new FakeCall(id, DateTimeOffset.UtcNow, context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase)));
+        var answer = script(id, before);
+        if (answer.Delay > TimeSpan.Zero)
+        {
+            try
+            {
+                await Task.Delay(answer.Delay, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
+        context.Response.StatusCode = answer.Status;
+        if (answer.RetryAfter is not null)
+        {
+            context.Response.Headers.RetryAfter = answer.RetryAfter;
+        }
+
+        if (answer.Location is not null)
+        {
+            context.Response.Headers.Location = answer.Location;
+        }
+
+        context.Response.ContentType = "application/json";
+        var body = answer.Body ?? string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"upstream"}""");
+        try
+        {
+            if (answer.BodyDelay > TimeSpan.Zero)
+            {
+                await context.Response.WriteAsync(body[..1], context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                await Task.Delay(answer.BodyDelay, context.RequestAborted);
+                body = body[1..];
+            }
+
+            await context.Response.WriteAsync(body, context.RequestAborted);
+        }
+        catch (OperationCanceledException)
+        {
+            // The client gave up on the answer.
+        }
     }
 
     public int CallsFor(int id) => Calls.Count(call => call.Id == id);

@@ -55,7 +55,7 @@ public sealed class SchedulingHarness : IAsyncDisposable
         DateTimeOffset? now = null,
         Func<int, int, UpstreamAnswer?>? script = null,
         UpstreamOptions? upstreamOptions = null,
-        Func<IQueueStore, IQueueStore>? dispatcherStore = null)
+        Func<IQueueStore, TimeProvider, IQueueStore>? dispatcherStore = null)
     {
         var clock = new FakeTimeProvider(now ?? T0);
         var ingestion = Options.Create(new IngestionOptions { BatchSize = batchSize, Window = window ?? TimeSpan.FromSeconds(5), ShutdownTimeout = TimeSpan.Zero });
@@ -65,7 +65,7 @@ public sealed class SchedulingHarness : IAsyncDisposable
         // No jitter on the fake clock: every retry comes due at the top of its range, so tests know when.
         var retryPolicy = new RetryPolicy(Options.Create(upstreamOptions ?? new UpstreamOptions()), () => 1.0);
         var limits = new LimitInForce(ingestion);
-        var dispatcher = new Dispatcher(dispatcherStore?.Invoke(store.Queue) ?? store.Queue, upstream, retryPolicy, signal, new AdmissionBound(), clock, ingestion, Options.Create(upstreamOptions ?? new UpstreamOptions()), limits, NullLogger<Dispatcher>.Instance);
+        var dispatcher = new Dispatcher(dispatcherStore?.Invoke(store.Queue, clock) ?? store.Queue, upstream, retryPolicy, signal, new AdmissionBound(), clock, ingestion, Options.Create(upstreamOptions ?? new UpstreamOptions()), limits, NullLogger<Dispatcher>.Instance);
         var harness = new SchedulingHarness(clock, store, dispatcher, new IngestionSubmitter(store.Queue, signal, clock, ingestion, limits), upstream)
         {
             Control = new QueueControl(store.Queue, signal, limits),

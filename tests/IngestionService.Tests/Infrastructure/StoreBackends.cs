@@ -36,11 +36,13 @@ public sealed class PostgresBackend : IStoreBackend
 
     public Task<StoreUnderTest> OpenAsync() => OpenAsync(TimeSpan.FromSeconds(10));
 
-    /// <summary>An instance with its own connection pool and the given lease.</summary>
-    public async Task<StoreUnderTest> OpenAsync(TimeSpan lease, bool initialize = true)
+    /// <summary>An instance with its own connection pool and the given lease; with <paramref name="proxy"/>, its connections go through it.</summary>
+    public async Task<StoreUnderTest> OpenAsync(TimeSpan lease, bool initialize = true, BlackHoleProxy? proxy = null)
     {
         var database = await _database.Value;
-        var dataSource = PostgresQueueStore.CreateDataSource(database.ConnectionString);
+        var connectionString = proxy is null ? database.ConnectionString
+            : new NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port }.ConnectionString;
+        var dataSource = PostgresQueueStore.CreateDataSource(connectionString);
         lock (_dataSources)
         {
             _dataSources.Add(dataSource);

@@ -177,7 +177,7 @@ public sealed class UpstreamFailureTests : IDisposable
     {
         // The database fails once as the first window's answers are stored: the window must not stay
         // running (it would block every later claim); its ids go back to the queue and the next window has them.
-        await using var harness = await SchedulingHarness.StartAsync(_database, dispatcherStore: store => new FailingStore(store, completionFailures: 1));
+        await using var harness = await SchedulingHarness.StartAsync(_database, dispatcherStore: (store, _) => new FailingStore(store, completionFailures: 1));
 
         var ingestion = await harness.SubmitAsync(Priority.High, 1, 2, 3);
         await harness.AdvanceToAsync(10 * Second);
@@ -186,6 +186,46 @@ public sealed class UpstreamFailureTests : IDisposable
         Assert.Equal([(WindowState.Abandoned, new[] { 1, 2, 3 }), (WindowState.Completed, new[] { 1, 2, 3 })], windows.Select(w => (w.State, Ids(w))), new WindowComparer());
         Assert.Equal(5 * Second, windows[1].StartedAt - SchedulingHarness.T0);
         Assert.Equal(ProgressStatus.Completed, (await harness.StatusAsync(ingestion)).Status);
+    }
+
+    [Fact]
+    public async Task AWindowLostBeforeItsCallsStartMakesNoCallAndItsIdsRunInTheNextWindow()
+    {
+        // The claim's answer came back after the lease may have expired: another instance could be
+        // running these ids already, so not one call is made; they go back to the queue.
+        await using var harness = await SchedulingHarness.StartAsync(_database, dispatcherStore: (store, _) => new FailingStore(store, completionFailures: 0, lostLeases: 1));
+
+        var ingestion = await harness.SubmitAsync(Priority.High, 1, 2, 3);
+        await harness.AdvanceToAsync(10 * Second);
+
+        var windows = await harness.WindowsAsync();
+        Assert.Equal([(WindowState.Abandoned, new[] { 1, 2, 3 }), (WindowState.Completed, new[] { 1, 2, 3 })], windows.Select(w => (w.State, Ids(w))), new WindowComparer());
+        Assert.Equal([(1, 5 * Second), (2, 5 * Second), (3, 5 * Second)], harness.Upstream.Calls.Select(call => (call.Id, call.StartedAt - SchedulingHarness.T0)).Order());
+        Assert.Equal(ProgressStatus.Completed, (await harness.StatusAsync(ingestion)).Status);
+    }
+
+    [Fact]
+    public async Task AWindowLostMidFlightHasItsCallsCancelledAndItsIdsHandedBack()
+    {
+        // Calls take 1 s; the lease may expire after 0.5 s: the calls are cut off there, the window is
+        // handed back uncounted, and its ids are fetched again in the next window, 5 s after the first.
+        using var lease = new CancellationTokenSource();
+        await using var harness = await SchedulingHarness.StartAsync(_database, dispatcherStore: (store, _) => new FailingStore(store, completionFailures: 0, lostLeases: 1, lost: lease.Token));
+
+        var ingestion = await harness.SubmitAsync(Priority.High, 1, 2, 3);
+        await harness.AdvanceToAsync(0.5 * Second);
+        await lease.CancelAsync();
+        await harness.AdvanceToAsync(10 * Second);
+
+        var windows = await harness.WindowsAsync();
+        Assert.Equal([(WindowState.Abandoned, new[] { 1, 2, 3 }), (WindowState.Completed, new[] { 1, 2, 3 })], windows.Select(w => (w.State, Ids(w))), new WindowComparer());
+        Assert.Equal(
+            [(1, TimeSpan.Zero), (1, 5 * Second), (2, TimeSpan.Zero), (2, 5 * Second), (3, TimeSpan.Zero), (3, 5 * Second)],
+            harness.Upstream.Calls.Select(call => (call.Id, call.StartedAt - SchedulingHarness.T0)).Order());
+        Assert.Equal(3, harness.Upstream.MaxInFlight);
+        var status = await harness.StatusAsync(ingestion);
+        Assert.Equal(ProgressStatus.Completed, status.Status);
+        Assert.Equal((3, 0), (status.CompletedIds, status.FailedIds)); // the cut-off calls count as nothing, not as failures
     }
 
     [Fact]

@@ -57,6 +57,50 @@ public sealed class PostgresQueueStoreContractTests() : QueueStoreContractTests(
     }
 
     [Fact]
+    public async Task AWindowWhoseHeartbeatsGetThroughIsNeverLost()
+    {
+        await using var store = await Postgres.OpenAsync(ShortLease);
+        await EnqueueAsync(store, Priority.Medium, 1, 2, 3);
+        var window = await ClaimEventuallyAsync(store, TinyWindow);
+
+        await Task.Delay(3 * ShortLease, Token); // three leases' time: renewed every third of one, it must stay held
+
+        Assert.False(window.Lost.IsCancellationRequested);
+        await CompleteAsync(store, window);
+    }
+
+    [Fact]
+    public async Task AnInstanceCutOffFromTheDatabaseGivesUpItsWindowBeforeTheLeaseCanExpireAndAnotherTakesItOnlyAfter()
+    {
+        var server = new Npgsql.NpgsqlConnectionStringBuilder(TempPostgresDatabase.RequireServer());
+        await using var proxy = BlackHoleProxy.Start(server.Host!, server.Port);
+        await using var cutOff = await Postgres.OpenAsync(ShortLease, proxy: proxy);
+        await using var other = await Postgres.OpenAsync(ShortLease);
+        var ingestion = await EnqueueAsync(other, Priority.Medium, 1, 2, 3);
+        var claimedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        var window = await ClaimEventuallyAsync(cutOff, TinyWindow);
+
+        proxy.Cut(); // the heartbeats stop getting through; the connections stay open
+        var lost = new TaskCompletionSource();
+        using var registration = window.Lost.Register(lost.SetResult);
+        await lost.Task.WaitAsync(TimeSpan.FromSeconds(5), Token);
+        var lostAfter = System.Diagnostics.Stopwatch.GetElapsedTime(claimedAt);
+        var leaseLeft = await Postgres.Database!.ScalarAsync<TimeSpan>($"SELECT lease_until - clock_timestamp() FROM windows WHERE seq = {window.Seq}");
+        var takenTooSoon = await ClaimAsync(other, TinyWindow);
+
+        Assert.True(leaseLeft > TimeSpan.Zero, $"the window was given up {lostAfter} after its claim, once its lease had expired ({leaseLeft} left)");
+        Assert.True(lostAfter < ShortLease, $"given up {lostAfter} after the claim, not within the lease of {ShortLease}");
+        Assert.Null(takenTooSoon.Window);
+        var retried = await ClaimEventuallyAsync(other, TinyWindow);  // once the lease has expired in the database
+        Assert.Equal([1, 2, 3], Ids(retried));
+
+        proxy.Heal();
+        await Assert.ThrowsAsync<InvalidOperationException>(() => CompleteAsync(cutOff, window)); // its answers are not stored
+        await CompleteAsync(other, retried);
+        Assert.Equal(3, (await other.GetIngestionAsync(ingestion, Token))!.Completed);
+    }
+
+    [Fact]
     public async Task AnInstanceThatStopsGracefullyHandsItsWindowBackAtOnce()
     {
         var stopping = await Postgres.OpenAsync(TimeSpan.FromMinutes(10));

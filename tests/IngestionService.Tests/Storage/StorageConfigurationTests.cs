@@ -53,4 +53,36 @@ public sealed class StorageConfigurationTests
 
         Assert.StartsWith($"{key} must be", result.FailureMessage, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("Http", "00:00:10", null)]                      // the defaults: a call of the whole timeout fits in one lease
+    [InlineData("Http", "00:00:30", "Ingestion:Lease (00:00:10) must not be shorter than Upstream:Timeout (00:00:30) on PostgreSQL")]
+    [InlineData("Simulated", "00:00:30", null)]                 // the simulated upstream's calls take SimulatedDelay, not the timeout
+    public void OnPostgresALeaseShorterThanTheLongestCallIsRefusedNamingBothKeys(string mode, string timeout, string? message)
+    {
+        var upstream = new IngestionService.Upstream.UpstreamOptions { Mode = Enum.Parse<IngestionService.Upstream.UpstreamMode>(mode), Timeout = TimeSpan.Parse(timeout, System.Globalization.CultureInfo.InvariantCulture) };
+        var validator = new IngestionService.Storage.Postgres.PostgresLeaseValidator(Microsoft.Extensions.Options.Options.Create(new StorageOptions { Provider = "Postgres" }), Microsoft.Extensions.Options.Options.Create(upstream));
+
+        var result = validator.Validate(null, new IngestionOptions());
+
+        if (message is null)
+        {
+            Assert.True(result.Succeeded, result.FailureMessage);
+        }
+        else
+        {
+            Assert.StartsWith(message, result.FailureMessage, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void OnPostgresASimulatedCallLongerThanTheLeaseIsRefusedAndOnSqliteNothingIsAsked()
+    {
+        var slow = Microsoft.Extensions.Options.Options.Create(new IngestionService.Upstream.UpstreamOptions { SimulatedDelay = TimeSpan.FromSeconds(20) });
+        var onPostgres = new IngestionService.Storage.Postgres.PostgresLeaseValidator(Microsoft.Extensions.Options.Options.Create(new StorageOptions { Provider = "Postgres" }), slow);
+        var onSqlite = new IngestionService.Storage.Postgres.PostgresLeaseValidator(Microsoft.Extensions.Options.Options.Create(new StorageOptions()), slow);
+
+        Assert.Contains("must not be shorter than Upstream:SimulatedDelay (00:00:20)", onPostgres.Validate(null, new IngestionOptions()).FailureMessage, StringComparison.Ordinal);
+        Assert.True(onSqlite.Validate(null, new IngestionOptions()).Succeeded);
+    }
 }

@@ -20,6 +20,7 @@ public sealed partial class PostgresQueueStore
     public async Task<WindowClaim> ClaimWindowAsync(int maxIds, WindowSpacing spacing, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxIds, 1);
+        var sentAt = System.Diagnostics.Stopwatch.GetTimestamp(); // before the lease is set, so the local deadline comes first
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
@@ -95,8 +96,8 @@ public sealed partial class PostgresQueueStore
         var (windowSeq, startedAt) = await InsertWindowAsync(connection, transaction, items, new RateLimit(maxIds, spacing.Window), cancellationToken);
         await TakeFromQueueAsync(connection, transaction, plan, startedAt, spacing.Window, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        _leases.Start(windowSeq);
-        return WindowClaim.Acquired(new ClaimedWindow(windowSeq, startedAt, items)) with { Expired = expired, Override = overriding, LimitVersion = limitVersion };
+        var lost = _leases.Start(windowSeq, sentAt);
+        return WindowClaim.Acquired(new ClaimedWindow(windowSeq, startedAt, items) { Lost = lost }) with { Expired = expired, Override = overriding, LimitVersion = limitVersion };
     }
 
     /// <summary>
