@@ -20,7 +20,8 @@ def _bin_dir():
 
 
 class ThrowawayPostgres:
-    def __init__(self):
+    def __init__(self, settings=None):
+        self.settings = dict(settings or {})
         self.bin = _bin_dir()
         self.dir = tempfile.mkdtemp(prefix="bench-pg-")
         self.root = os.geteuid() == 0
@@ -41,7 +42,8 @@ class ThrowawayPostgres:
         self._run(os.path.join(self.bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   stdout=subprocess.DEVNULL)
         self._run(os.path.join(self.bin, "pg_ctl"), "-D", data, "-l", os.path.join(self.dir, "server.log"), "-w",
-                  "-t", "60", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200",
+                  "-t", "60", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+                  + "".join(f" -c {key}={value}" for key, value in self.settings.items()),
                   "start", stdout=subprocess.DEVNULL)
         self.sql("CREATE DATABASE ingestion", database="postgres")
         return self

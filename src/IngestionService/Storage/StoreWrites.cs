@@ -44,6 +44,28 @@ public sealed partial class StoreWrites(IQueueStore store, TimeProvider clock, I
         return null;
     }
 
+    /// <summary>
+    /// Why the store could not be reached for one request, in words for the client, or null: a PostgreSQL
+    /// session cut by a restart, a failover or the network (Npgsql's transient errors, and the server's
+    /// shutdown codes 57P01-57P03). Unlike a refusal this says nothing of the next request: the pool opens
+    /// new sessions, so readiness is not changed. The outcome of a commit cut off midway is unknown.
+    /// </summary>
+    public static string? DescribeUnavailable(Exception? exception)
+    {
+        for (var current = exception; current is not null; current = current.InnerException)
+        {
+            switch (current)
+            {
+                case PostgresException { SqlState: PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow } postgres:
+                    return $"PostgreSQL is restarting or shutting down ({postgres.SqlState}: {postgres.MessageText})";
+                case NpgsqlException { IsTransient: true } npgsql:
+                    return $"the connection to PostgreSQL failed ({npgsql.Message})";
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Records <paramref name="exception"/> when it is a refusal (<see cref="Describe"/>); false when it is some other failure.</summary>
     public bool Refused(Exception exception)
     {

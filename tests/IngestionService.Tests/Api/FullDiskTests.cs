@@ -112,6 +112,32 @@ public sealed class FullDiskTests
         Assert.All(starts.Zip(starts.Skip(1)), pair => Assert.True(pair.Second - pair.First >= TimeSpan.FromMilliseconds(300), $"windows started {pair.First:O} and {pair.Second:O}"));
     }
 
+    [Fact]
+    public async Task ASubmissionThatMeetsACutDatabaseSessionAnswers503WithRetryAfterAndTheNextOneWorks()
+    {
+        await using var database = await TempPostgresDatabase.CreateAsync();
+        await using var app = new IngestionApp(new()
+        {
+            ["Storage:Provider"] = "Postgres",
+            ["Storage:ConnectionString"] = database.ConnectionString,
+            ["Ingestion:PollInterval"] = "00:00:10", // the dispatcher stays off the pool meanwhile
+        });
+        await app.SubmitAsync("LOW", 1); // the pool now holds a session
+
+        Assert.True(await database.TerminateSessionsAsync() > 0);
+        using var cut = await app.PostIngestAsync(Request(3));
+        var problem = await cut.Content.ReadFromJsonAsync<JsonElement>(Token);
+        using var next = await app.PostIngestAsync(Request(3));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, cut.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(1), cut.Headers.RetryAfter?.Delta);
+        Assert.Equal("The store is unavailable", problem.GetProperty("title").GetString());
+        Assert.Contains("Idempotency-Key", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Accepted, next.StatusCode);
+        using var ready = await app.Client.GetAsync(new Uri("/health/ready", UriKind.Relative), Token);
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode); // one cut session is no refusal: readiness stays
+    }
+
     private static string Request(int ids) => JsonSerializer.Serialize(new { ids = Enumerable.Range(1, ids), priority = "LOW" });
 
     private static async Task<int> CountRecentAsync(IngestionApp app) =>

@@ -10,7 +10,7 @@ namespace IngestionService.Tests.Durability;
 /// database traffic for twice the lease while it runs a window, against a real HTTP upstream that logs
 /// every call. The limit holds throughout (never more than BatchSize calls in any Window span, nor in
 /// flight at once), no acknowledged ingestion is lost, and the cut-off instance carries on after the
-/// partition heals, without a restart.
+/// partition heals, without a restart. The same through a restart of the database server itself.
 /// </summary>
 [Collection(nameof(RunsAlone))]
 public sealed class PartitionTests
@@ -68,6 +68,63 @@ public sealed class PartitionTests
             $"the instance cut off ran no window after the partition healed:\n{cutOff.Output}");
         Assert.True(upstream.MostCallsWithin(Window) <= 3, $"{upstream.MostCallsWithin(Window)} calls within one window's span");
         Assert.True(upstream.MostInFlight <= 3, $"{upstream.MostInFlight} calls in flight at once");
+    }
+
+    [Fact]
+    public async Task ARestartOfTheDatabaseMidRunNeverBreaksTheLimitLosesNothingAndBothInstancesCarryOn()
+    {
+        await using var cluster = await ThrowawayPostgresCluster.StartAsync();
+        await using var upstream = await FakeUpstreamServer.StartAsync((_, _) => FakeAnswer.Ok with { Delay = TimeSpan.FromMilliseconds(300) });
+        var settings = new Dictionary<string, string>
+        {
+            ["Storage:Provider"] = "Postgres",
+            ["Ingestion:Window"] = "00:00:01",
+            ["Ingestion:Lease"] = "00:00:02",
+            ["Ingestion:PollInterval"] = "00:00:00.100",
+            ["Upstream:Mode"] = "Http",
+            ["Upstream:BaseUrl"] = upstream.BaseAddress.ToString(),
+            ["Upstream:Timeout"] = "00:00:02",
+        };
+        await using var first = await ServiceProcess.StartAsync(cluster.ConnectionString, settings);
+        await using var second = await ServiceProcess.StartAsync(cluster.ConnectionString, settings);
+        var submitted = new List<(ServiceProcess Via, Guid Id)>
+        {
+            (first, await SubmitAsync(first, 1, 2, 3, 4, 5, 6)),
+            (second, await SubmitAsync(second, 7, 8, 9, 10, 11, 12)),
+        };
+        await Eventually.HoldsAsync(() => upstream.Calls.Count >= 3, TimeSpan.FromSeconds(20), "the first window's calls");
+
+        await cluster.RestartAsync(); // every session of both instances is cut mid-run
+
+        // Each instance takes submissions again (a request that meets a cut session answers 503, as a client retries).
+        submitted.Add((first, await SubmitEventuallyAsync(first, 13, 14, 15)));
+        submitted.Add((second, await SubmitEventuallyAsync(second, 16, 17, 18)));
+        foreach (var (via, ingestion) in submitted)
+        {
+            var done = await CompletedAsync(via, ingestion, TimeSpan.FromSeconds(60));
+            Assert.Equal(done.GetProperty("total_ids").GetInt32(), done.GetProperty("completed_ids").GetInt32());
+        }
+
+        Assert.True(upstream.MostCallsWithin(Window) <= 3, $"{upstream.MostCallsWithin(Window)} calls within one window's span");
+        Assert.True(upstream.MostInFlight <= 3, $"{upstream.MostInFlight} calls in flight at once");
+        Assert.All(Enumerable.Range(1, 18), id => Assert.True(upstream.CallsFor(id) >= 1, $"id {id} was never fetched"));
+    }
+
+    /// <summary>Submits as a client that retries a 503 after its Retry-After (at most a few times) does.</summary>
+    private static async Task<Guid> SubmitEventuallyAsync(ServiceProcess instance, params int[] ids)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            using var response = await instance.Client.PostAsJsonAsync("/ingest", new { ids, priority = "MEDIUM" }, Token);
+            if (response.StatusCode != System.Net.HttpStatusCode.ServiceUnavailable || attempt == 10)
+            {
+                Assert.True(response.IsSuccessStatusCode, $"POST /ingest answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(Token)}");
+                return (await response.Content.ReadFromJsonAsync<JsonElement>(Token)).GetProperty("ingestion_id").GetGuid();
+            }
+
+            Assert.NotNull(response.Headers.RetryAfter?.Delta);
+            await Task.Delay(TimeSpan.FromMilliseconds(200), Token);
+        }
     }
 
     private static async Task<Guid> SubmitAsync(ServiceProcess instance, params int[] ids)

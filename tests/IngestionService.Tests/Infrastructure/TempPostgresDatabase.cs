@@ -81,6 +81,15 @@ public sealed class TempPostgresDatabase : IAsyncDisposable
         await command.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
     }
 
+    /// <summary>Ends every session on this database but the caller's, as a server restart or a failover does.</summary>
+    public async Task<int> TerminateSessionsAsync()
+    {
+        await using var connection = new NpgsqlConnection(_serverConnectionString);
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using var command = new NpgsqlCommand($"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{Name}' AND pid <> pg_backend_pid()", connection);
+        return (int)(long)(await command.ExecuteScalarAsync(TestContext.Current.CancellationToken))!;
+    }
+
     public async ValueTask DisposeAsync()
     {
         // Only this database's pool: the other tests' connections stay as they are.
