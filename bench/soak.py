@@ -42,13 +42,10 @@ def metric(server, name, labels=""):
 class Store:
     """Where the service keeps its rows, and how big that is, measured from outside the service."""
 
-    def __init__(self, kind, compressed=False):
+    def __init__(self, kind):
         self.kind = kind
         self.folder = tempfile.mkdtemp(prefix=f"bench-soak-{kind}-")
-        # Compressed time compresses autovacuum's clock too: its default minute between rounds is as long
-        # as the soak's whole retention, where in real use it is a ten-thousandth of a week's.
-        settings = {"autovacuum_naptime": "5s"} if compressed else {}
-        self.postgres = ThrowawayPostgres(settings).start() if kind == "postgres" else None
+        self.postgres = ThrowawayPostgres().start() if kind == "postgres" else None
 
     def server(self, settings, name):
         if self.postgres is None:
@@ -77,8 +74,9 @@ class Store:
                 tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
                 return {t: db.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
         tables = [r[0] for r in self.postgres.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
-        counts = self.postgres.sql(" UNION ALL ".join(f"SELECT '{t}', count(*) FROM \"{t}\"" for t in tables))
-        return {t: int(n) for t, n in counts}
+        counts = self.postgres.sql(" UNION ALL ".join(f"SELECT '{t}', count(*), pg_total_relation_size('\"{t}\"') FROM \"{t}\"" for t in tables))
+        # Per table, rows and bytes (indexes and TOAST included): which of them, if any, keeps growing.
+        return {k: v for t, n, size in counts for k, v in ((t, int(n)), (f"{t}_kb", int(size) // 1024))}
 
     def close(self):
         if self.postgres is not None:
@@ -241,7 +239,7 @@ def chart(samples, path, title):
 
 def soak_bench(args):
     bench.build(projects=("src/IngestionService",))
-    store = Store(args.store, compressed=True)
+    store = Store(args.store)
     settings = {"Ingestion:Window": "00:00:00.020", "Upstream:SimulatedDelay": "00:00:00.001",
                 "Ingestion:Retention": "00:01:00", "Ingestion:IdempotencyKeyLifetime": "00:01:00",
                 "Logging:LogLevel:Default": "Warning"}

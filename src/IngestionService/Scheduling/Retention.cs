@@ -8,6 +8,9 @@ namespace IngestionService.Scheduling;
 /// the retention, none of its ingestions is kept, and it is not among the newest <see cref="KeptWindows"/>,
 /// which the limiter (the newest start) and the compliance figure read. Expired idempotency keys go too.
 /// Each sweep works in batches of at most <see cref="IdsPerBatch"/> ids, so no transaction holds the store long.
+/// A batch that deletes ingestions looks only at the windows it took items from, so its cost does not grow
+/// with the window log; the batch that finds no ingestion left looks at the whole log once, for windows
+/// whose last items went while they were still among the newest.
 /// </summary>
 public static class Retention
 {

@@ -28,16 +28,7 @@ public sealed class PartitionTests
         await using var upstream = await FakeUpstreamServer.StartAsync((_, _) => FakeAnswer.Ok with { Delay = TimeSpan.FromMilliseconds(1500) });
         var direct = new NpgsqlConnectionStringBuilder(database.ConnectionString);
         await using var proxy = BlackHoleProxy.Start(direct.Host!, direct.Port);
-        var settings = new Dictionary<string, string>
-        {
-            ["Storage:Provider"] = "Postgres",
-            ["Ingestion:Window"] = "00:00:01",
-            ["Ingestion:Lease"] = "00:00:02",
-            ["Ingestion:PollInterval"] = "00:00:00.100",
-            ["Upstream:Mode"] = "Http",
-            ["Upstream:BaseUrl"] = upstream.BaseAddress.ToString(),
-            ["Upstream:Timeout"] = "00:00:02",
-        };
+        var settings = Settings(upstream);
         var throughProxy = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port }.ConnectionString;
         await using var cutOff = await ServiceProcess.StartAsync(throughProxy, settings);
         await using var other = await ServiceProcess.StartAsync(database.ConnectionString, settings);
@@ -75,16 +66,7 @@ public sealed class PartitionTests
     {
         await using var cluster = await ThrowawayPostgresCluster.StartAsync();
         await using var upstream = await FakeUpstreamServer.StartAsync((_, _) => FakeAnswer.Ok with { Delay = TimeSpan.FromMilliseconds(300) });
-        var settings = new Dictionary<string, string>
-        {
-            ["Storage:Provider"] = "Postgres",
-            ["Ingestion:Window"] = "00:00:01",
-            ["Ingestion:Lease"] = "00:00:02",
-            ["Ingestion:PollInterval"] = "00:00:00.100",
-            ["Upstream:Mode"] = "Http",
-            ["Upstream:BaseUrl"] = upstream.BaseAddress.ToString(),
-            ["Upstream:Timeout"] = "00:00:02",
-        };
+        var settings = Settings(upstream);
         await using var first = await ServiceProcess.StartAsync(cluster.ConnectionString, settings);
         await using var second = await ServiceProcess.StartAsync(cluster.ConnectionString, settings);
         var submitted = new List<(ServiceProcess Via, Guid Id)>
@@ -109,6 +91,18 @@ public sealed class PartitionTests
         Assert.True(upstream.MostInFlight <= 3, $"{upstream.MostInFlight} calls in flight at once");
         Assert.All(Enumerable.Range(1, 18), id => Assert.True(upstream.CallsFor(id) >= 1, $"id {id} was never fetched"));
     }
+
+    /// <summary>A 1 s window, a 2 s lease and calls of at most the 2 s timeout, against the fake upstream.</summary>
+    private static Dictionary<string, string> Settings(FakeUpstreamServer upstream) => new()
+    {
+        ["Storage:Provider"] = "Postgres",
+        ["Ingestion:Window"] = "00:00:01",
+        ["Ingestion:Lease"] = "00:00:02",
+        ["Ingestion:PollInterval"] = "00:00:00.100",
+        ["Upstream:Mode"] = "Http",
+        ["Upstream:BaseUrl"] = upstream.BaseAddress.ToString(),
+        ["Upstream:Timeout"] = "00:00:02",
+    };
 
     /// <summary>Submits as a client that retries a 503 after its Retry-After (at most a few times) does.</summary>
     private static async Task<Guid> SubmitEventuallyAsync(ServiceProcess instance, params int[] ids)

@@ -56,6 +56,39 @@ public abstract class RetentionContractTests(IStoreBackend backend) : StoreContr
     }
 
     [Fact]
+    public async Task AWindowGoesOnceNoKeptIngestionHasAPartInItAndTheNewestAreBehindIt()
+    {
+        var store = await OpenAsync();
+        var first = await EnqueueAsync(store, Priority.High, 1, 2, 3);
+        await CompleteAsync(store, await ClaimEventuallyAsync(store, TinyWindow));           // window 1: first's only
+        Assert.Equal(1, (await store.PurgeAsync(Everything, Token)).Ingestions);             // first goes; its window is among the newest: kept
+        var second = await EnqueueAsync(store, Priority.High, 4, 5, 6);
+        await CompleteAsync(store, await ClaimEventuallyAsync(store, TinyWindow));           // window 2: second's only
+        await EnqueueAsync(store, Priority.Low, [.. Enumerable.Range(100, 3 * Retention.KeptWindows + 1)]); // one id left: never finished here
+        for (var window = 0; window < Retention.KeptWindows; window++)
+        {
+            WindowClaim claim;
+            while ((claim = await ClaimAsync(store, TinyWindow)).Window is null)
+            {
+                await Task.Delay(1, Token); // the 1 ms window: a poll as tight as it
+            }
+
+            await CompleteAsync(store, claim.Window);                                         // windows 3 to 1 002: the newest 1 000
+        }
+
+        var targeted = await store.PurgeAsync(Everything, Token);  // second goes, and the window it took its items from
+        var scanned = await store.PurgeAsync(Everything, Token);   // no ingestion left to delete: the whole log is looked at
+
+        Assert.Equal((1, 1), (targeted.Ingestions, targeted.Windows));
+        Assert.Equal((0, 1), (scanned.Ingestions, scanned.Windows));
+        var log = await store.GetRecentWindowsAsync(2 * Retention.KeptWindows, Token);
+        Assert.Equal(Retention.KeptWindows, log.Count);
+        Assert.Null(await store.GetIngestionAsync(first, Token));
+        Assert.Null(await store.GetIngestionAsync(second, Token));
+        Assert.Equal(0, (await store.PurgeAsync(Everything, Token)).Rows);
+    }
+
+    [Fact]
     public async Task AfterASweepTheLimiterStillSpacesTheNextWindowFromTheNewestStart()
     {
         var store = await OpenAsync();

@@ -153,7 +153,7 @@ internal sealed partial class PostgresLeases(NpgsqlDataSource dataSource, string
     private static partial void LogLeaseRenewalFailed(ILogger logger, Exception exception, long windowSeq);
 }
 
-/// <summary>On PostgreSQL, <c>Ingestion:Lease</c> must hold the longest call (<see cref="PostgresLeases.Problem"/>).</summary>
+/// <summary>On PostgreSQL with the HTTP upstream, <c>Ingestion:Lease</c> must hold a call of the whole <c>Upstream:Timeout</c> (<see cref="PostgresLeases.Problem"/>).</summary>
 internal sealed class PostgresLeaseValidator(IOptions<StorageOptions> storage, IOptions<Upstream.UpstreamOptions> upstream) : IValidateOptions<Ingest.IngestionOptions>
 {
     public ValidateOptionsResult Validate(string? name, Ingest.IngestionOptions options)
@@ -163,10 +163,9 @@ internal sealed class PostgresLeaseValidator(IOptions<StorageOptions> storage, I
             return ValidateOptionsResult.Success;
         }
 
+        // The simulated upstream (demos, tests) has no timeout; its calls end after SimulatedDelay, however long.
         var calls = upstream.Value;
-        var problem = calls.Mode == Upstream.UpstreamMode.Http
-            ? PostgresLeases.Problem(options.Lease, calls.Timeout, "Upstream:Timeout")
-            : PostgresLeases.Problem(options.Lease, calls.SimulatedDelay, "Upstream:SimulatedDelay");
+        var problem = calls.Mode == Upstream.UpstreamMode.Http ? PostgresLeases.Problem(options.Lease, calls.Timeout, "Upstream:Timeout") : null;
         return problem is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problem);
     }
 }

@@ -42,24 +42,38 @@ public sealed partial class PostgresQueueStore
 
         var doomed = Retention.WithinBudget(candidates, candidate => candidate.Total).Select(candidate => candidate.Seq).ToArray();
         long results = 0;
+        long[]? touched = null; // the windows this batch took items from
         if (doomed.Length > 0)
         {
             results = await ExecuteAsync(connection, transaction, "DELETE FROM results WHERE ingestion_seq = ANY($1)", doomed, cancellationToken);
-            await ExecuteAsync(connection, transaction, "DELETE FROM window_items WHERE ingestion_seq = ANY($1)", doomed, cancellationToken);
+            await using (var items = new NpgsqlCommand("WITH gone AS (DELETE FROM window_items WHERE ingestion_seq = ANY($1) RETURNING window_seq) SELECT coalesce(array_agg(DISTINCT window_seq), '{}') FROM gone", connection, transaction))
+            {
+                items.Parameters.AddWithValue(doomed);
+                touched = (long[])(await items.ExecuteScalarAsync(cancellationToken))!;
+            }
+
             await ExecuteAsync(connection, transaction, "DELETE FROM requeued WHERE ingestion_seq = ANY($1)", doomed, cancellationToken);
             await ExecuteAsync(connection, transaction, "DELETE FROM ingestions WHERE seq = ANY($1)", doomed, cancellationToken);
         }
 
-        // Windows no kept ingestion has a part in, older than the retention, behind the newest ones. A result
-        // names the window of its latest call, which holds that position's window item, so a window without
-        // items has no results either.
-        var windows = await ExecuteAsync(connection, transaction, $"""
+        // Windows no kept ingestion has a part in, older than the retention, behind the newest ones (those
+        // this batch took items from, or all once no ingestion is left: see Retention). A result names the
+        // window of its latest call, which holds that position's window item, so a window without items has
+        // no results either.
+        int windows;
+        await using (var deleteWindows = new NpgsqlCommand($"""
             DELETE FROM windows WHERE seq IN (
                 SELECT w.seq FROM windows w
-                WHERE w.seq <= (SELECT max(seq) FROM windows) - {Retention.KeptWindows} AND w.started_at < $1 AND w.state <> 0
+                WHERE ($2::bigint[] IS NULL OR w.seq = ANY($2))
+                  AND w.seq <= (SELECT max(seq) FROM windows) - {Retention.KeptWindows} AND w.started_at < $1 AND w.state <> 0
                   AND NOT EXISTS (SELECT 1 FROM window_items wi WHERE wi.window_seq = w.seq)
                 ORDER BY w.seq LIMIT {Retention.RowsPerBatch})
-            """, request.FinishedBefore, cancellationToken);
+            """, connection, transaction))
+        {
+            deleteWindows.Parameters.AddWithValue(request.FinishedBefore);
+            deleteWindows.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint, Value = (object?)touched ?? DBNull.Value });
+            windows = await deleteWindows.ExecuteNonQueryAsync(cancellationToken);
+        }
         var keys = await ExecuteAsync(connection, transaction, $"""
             DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= $1 LIMIT {Retention.RowsPerBatch})
             """, request.Now, cancellationToken);

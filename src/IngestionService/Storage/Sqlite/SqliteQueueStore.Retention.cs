@@ -21,11 +21,13 @@ public sealed partial class SqliteQueueStore
             var candidates = await CandidatesAsync(writer, transaction, request.FinishedBefore, cancellationToken);
             var doomed = Retention.WithinBudget(candidates, candidate => candidate.Total);
             long results = 0;
+            string? touched = null; // the windows this batch took items from, as a JSON array
             if (doomed.Count > 0)
             {
                 // One statement a table, like PostgreSQL's `= ANY($1)`: the seqs as a JSON array.
                 var seqs = $"[{string.Join(',', doomed.Select(candidate => candidate.Seq))}]";
                 results = await ExecuteAsync(writer, transaction, "DELETE FROM results WHERE ingestion_seq IN (SELECT value FROM json_each($p))", seqs, cancellationToken);
+                touched = await ScalarAsync(writer, transaction, "SELECT json_group_array(DISTINCT window_seq) FROM window_items WHERE ingestion_seq IN (SELECT value FROM json_each($p))", seqs, cancellationToken);
                 await ExecuteAsync(writer, transaction, "DELETE FROM window_items WHERE ingestion_seq IN (SELECT value FROM json_each($p))", seqs, cancellationToken);
                 await ExecuteAsync(writer, transaction, "DELETE FROM ingestions WHERE seq IN (SELECT value FROM json_each($p))", seqs, cancellationToken);
             }
@@ -38,14 +40,21 @@ public sealed partial class SqliteQueueStore
                     """, group.Sum(candidate => (long)candidate.Total), cancellationToken);
             }
 
-            // Windows no kept ingestion has a part in, older than the retention, behind the newest ones.
-            var windows = await ExecuteAsync(writer, transaction, $"""
+            // Windows no kept ingestion has a part in, older than the retention, behind the newest ones
+            // (Retention.WindowsScope: those this batch took items from, or all once no ingestion is left).
+            await using var deleteWindows = writer.CreateCommand();
+            deleteWindows.Transaction = transaction;
+            deleteWindows.CommandText = $"""
                 DELETE FROM windows WHERE seq IN (
                     SELECT w.seq FROM windows w
-                    WHERE w.seq <= (SELECT max(seq) FROM windows) - {Retention.KeptWindows} AND w.started_at < $p AND w.state <> 0
+                    WHERE ($touched IS NULL OR w.seq IN (SELECT value FROM json_each($touched)))
+                      AND w.seq <= (SELECT max(seq) FROM windows) - {Retention.KeptWindows} AND w.started_at < $before AND w.state <> 0
                       AND NOT EXISTS (SELECT 1 FROM window_items wi WHERE wi.window_seq = w.seq)
                     ORDER BY w.seq LIMIT {Retention.RowsPerBatch})
-                """, request.FinishedBefore.ToUnixTimeMilliseconds(), cancellationToken);
+                """;
+            deleteWindows.Parameters.AddWithValue("$touched", (object?)touched ?? DBNull.Value);
+            deleteWindows.Parameters.AddWithValue("$before", request.FinishedBefore.ToUnixTimeMilliseconds());
+            var windows = await deleteWindows.ExecuteNonQueryAsync(cancellationToken);
             var keys = await ExecuteAsync(writer, transaction, $"""
                 DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= $p LIMIT {Retention.RowsPerBatch})
                 """, request.Now.ToUnixTimeMilliseconds(), cancellationToken);
@@ -97,6 +106,15 @@ public sealed partial class SqliteQueueStore
         }
 
         return candidates;
+    }
+
+    private static async Task<string?> ScalarAsync(SqliteConnection writer, SqliteTransaction transaction, string sql, object parameter, CancellationToken cancellationToken)
+    {
+        await using var command = writer.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        command.Parameters.AddWithValue("$p", parameter);
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 
     private static async Task<int> ExecuteAsync(SqliteConnection writer, SqliteTransaction transaction, string sql, object parameter, CancellationToken cancellationToken)
