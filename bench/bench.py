@@ -7,6 +7,8 @@
   python3 bench/bench.py compare REV
                                  this checkout against git revision REV (built in a temporary
                                  worktree), the http scenarios side by side: did a change cost anything?
+  python3 bench/bench.py postgres
+                                 the http scenarios on PostgreSQL (a throwaway cluster) beside SQLite
   python3 bench/bench.py soak    ~10 min of compressed time under steady load: memory and the store's
                                  size plateau, every acknowledged ingestion completes or is purged
                                  (CSV and PNG chart in bench/results/; needs python3-matplotlib)
@@ -268,24 +270,7 @@ def compare_bench(args):
             folders.append(tempfile.mkdtemp(prefix=f"bench-compare-{name}-"))
             servers.append(Server(dll, {"Logging:LogLevel:Default": "Warning"}, data_dir=folders[-1], name=name))
             servers[-1].start()
-        scenarios = [http_scenarios(server) for server in servers]
-        for server, own in zip(servers, scenarios):
-            # Each server has its own ingestion ids, so each warms up on its own paths.
-            warm_up(server, None, [(n, p, s, p, t) for n, p, s, t in own], max_passes=4)
-
-        print(f"\n{args.revision} vs this checkout: wrk -t2 -c32, {args.seconds} s per run, {args.rounds} "
-              f"alternating rounds, medians; {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}\n")
-        print(f"| scenario | {args.revision} req/s | this req/s | this / {args.revision} | {args.revision} p99 ms | this p99 ms |")
-        print("|" + "---|" * 6)
-        for i, (name, *_rest) in enumerate(scenarios[0]):
-            runs = ([], [])
-            for round_ in range(args.rounds):  # alternate, and swap who goes first, so both see the same machine
-                for side in ((0, 1) if round_ % 2 == 0 else (1, 0)):
-                    _, path, script, _ = scenarios[side][i]
-                    runs[side].append(wrk(servers[side].url + path, args.seconds, script))
-            rps = [statistics.median(r[0] for r in side) for side in runs]
-            p99 = [statistics.median(r[2] for r in side) for side in runs]
-            print(f"| {name} | {rps[0]:,.0f} | {rps[1]:,.0f} | {rps[1] / rps[0]:.2f} | {p99[0]:.2f} | {p99[1]:.2f} |")
+        side_by_side(servers, args, f"{args.revision} vs this checkout")
         print(f"\nresident memory after the run: {args.revision} {servers[0].rss_mb():.0f} MB, this {servers[1].rss_mb():.0f} MB")
     finally:
         for server in servers:
@@ -294,6 +279,52 @@ def compare_bench(args):
             shutil.rmtree(folder, ignore_errors=True)
         subprocess.run(["git", "worktree", "remove", "--force", worktree], cwd=ROOT, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def side_by_side(servers, args, title):
+    """Every http scenario on two running servers, each warmed up on its own ingestions, in alternating
+    rounds (who goes first swapped each round); prints their medians and the ratio second / first."""
+    scenarios = [http_scenarios(server) for server in servers]
+    for server, own in zip(servers, scenarios):
+        # Each server has its own ingestion ids, so each warms up on its own paths.
+        warm_up(server, None, [(n, p, s, p, t) for n, p, s, t in own], max_passes=4)
+
+    first, second = (server.name for server in servers)
+    print(f"\n{title}: wrk -t2 -c32, {args.seconds} s per run, {args.rounds} alternating rounds, medians; "
+          f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}\n")
+    print(f"| scenario | {first} req/s | {second} req/s | {second} / {first} | {first} p99 ms | {second} p99 ms |")
+    print("|" + "---|" * 6)
+    for i, (name, *_rest) in enumerate(scenarios[0]):
+        runs = ([], [])
+        for round_ in range(args.rounds):  # alternate, and swap who goes first, so both see the same machine
+            for side in ((0, 1) if round_ % 2 == 0 else (1, 0)):
+                _, path, script, _ = scenarios[side][i]
+                runs[side].append(wrk(servers[side].url + path, args.seconds, script))
+        rps = [statistics.median(r[0] for r in side) for side in runs]
+        p99 = [statistics.median(r[2] for r in side) for side in runs]
+        print(f"| {name} | {rps[0]:,.0f} | {rps[1]:,.0f} | {rps[1] / rps[0]:.2f} | {p99[0]:.2f} | {p99[1]:.2f} |")
+
+
+def postgres_bench(args):
+    """The http scenarios on PostgreSQL (a throwaway cluster at its defaults: every 202 committed) beside the
+    same build on SQLite, side by side in one run: the ratios issue 15 sets its targets on."""
+    from postgres import ThrowawayPostgres
+    build(projects=("src/IngestionService",))
+    cluster = ThrowawayPostgres().start()
+    folder = tempfile.mkdtemp(prefix="bench-sqlite-")
+    quiet = {"Logging:LogLevel:Default": "Warning"}
+    servers = [Server(SERVICE_DLL, quiet, data_dir=folder, name="sqlite"),
+               Server(SERVICE_DLL, dict(quiet, **{"Storage:Provider": "Postgres", "Storage:ConnectionString": cluster.connection_string}), name="postgres")]
+    try:
+        for server in servers:
+            server.start()
+        side_by_side(servers, args, "the same build on SQLite and on PostgreSQL")
+        print(f"\nresident memory after the run: sqlite {servers[0].rss_mb():.0f} MB, postgres {servers[1].rss_mb():.0f} MB")
+    finally:
+        for server in servers:
+            server.stop()
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def lateness(windows, window_seconds):
@@ -394,7 +425,7 @@ def scale_bench(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=["http", "scale", "compare", "soak", "sweep"])
+    parser.add_argument("scenario", choices=["http", "scale", "compare", "postgres", "soak", "sweep"])
     parser.add_argument("revision", nargs="?", help="compare: the git revision to measure this checkout against")
     parser.add_argument("--seconds", type=int, default=10, help="length of one wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (medians are quoted)")
@@ -412,7 +443,7 @@ def main():
         import soak  # the long runs, in their own file
         {"soak": soak.soak_bench, "sweep": soak.sweep_bench}[args.scenario](args)
         return
-    {"http": http_bench, "scale": scale_bench, "compare": compare_bench}[args.scenario](args)
+    {"http": http_bench, "scale": scale_bench, "compare": compare_bench, "postgres": postgres_bench}[args.scenario](args)
 
 
 if __name__ == "__main__":
