@@ -26,23 +26,13 @@ public sealed partial class StoreWrites(IQueueStore store, TimeProvider clock, I
     public Refusal? Current => Volatile.Read(ref _refusal);
 
     /// <summary>The refusal <paramref name="exception"/> stands for, in words for an operator; null for any other failure.</summary>
-    public static string? Describe(Exception? exception)
+    public static string? Describe(Exception? exception) => FirstInChain(exception, static current => current switch
     {
-        for (var current = exception; current is not null; current = current.InnerException)
-        {
-            switch (current)
-            {
-                case SqliteException { SqliteErrorCode: 13 }:
-                    return "the SQLite database is full (SQLITE_FULL): its disk has no space left, or the file reached its size limit";
-                case PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction } postgres:
-                    return $"PostgreSQL refuses writes: {postgres.MessageText} (the server is read-only or a standby)";
-                case PostgresException { SqlState: PostgresErrorCodes.DiskFull } postgres:
-                    return $"PostgreSQL is out of disk space: {postgres.MessageText}";
-            }
-        }
-
-        return null;
-    }
+        SqliteException { SqliteErrorCode: 13 } => "the SQLite database is full (SQLITE_FULL): its disk has no space left, or the file reached its size limit",
+        PostgresException { SqlState: PostgresErrorCodes.ReadOnlySqlTransaction } postgres => $"PostgreSQL refuses writes: {postgres.MessageText} (the server is read-only or a standby)",
+        PostgresException { SqlState: PostgresErrorCodes.DiskFull } postgres => $"PostgreSQL is out of disk space: {postgres.MessageText}",
+        _ => null,
+    });
 
     /// <summary>
     /// Why the store could not be reached for one request, in words for the client, or null: a PostgreSQL
@@ -50,16 +40,22 @@ public sealed partial class StoreWrites(IQueueStore store, TimeProvider clock, I
     /// shutdown codes 57P01-57P03). Unlike a refusal this says nothing of the next request: the pool opens
     /// new sessions, so readiness is not changed. The outcome of a commit cut off midway is unknown.
     /// </summary>
-    public static string? DescribeUnavailable(Exception? exception)
+    public static string? DescribeUnavailable(Exception? exception) => FirstInChain(exception, static current => current switch
+    {
+        PostgresException { SqlState: PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow } postgres =>
+            $"PostgreSQL is restarting or shutting down ({postgres.SqlState}: {postgres.MessageText})",
+        NpgsqlException { IsTransient: true } npgsql => $"the connection to PostgreSQL failed ({npgsql.Message})",
+        _ => null,
+    });
+
+    /// <summary>What <paramref name="describe"/> says of the first exception in the chain it knows, outermost first.</summary>
+    private static string? FirstInChain(Exception? exception, Func<Exception, string?> describe)
     {
         for (var current = exception; current is not null; current = current.InnerException)
         {
-            switch (current)
+            if (describe(current) is { } description)
             {
-                case PostgresException { SqlState: PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow } postgres:
-                    return $"PostgreSQL is restarting or shutting down ({postgres.SqlState}: {postgres.MessageText})";
-                case NpgsqlException { IsTransient: true } npgsql:
-                    return $"the connection to PostgreSQL failed ({npgsql.Message})";
+                return description;
             }
         }
 

@@ -64,10 +64,8 @@ public sealed class FullDiskTests
     public async Task AReadOnlyPostgresAnswers503LosesNothingAndTheServiceRecoversWithoutARestart()
     {
         await using var database = await TempPostgresDatabase.CreateAsync();
-        await using var app = new IngestionApp(new()
+        await using var app = IngestionApp.OnPostgres(database, new()
         {
-            ["Storage:Provider"] = "Postgres",
-            ["Storage:ConnectionString"] = database.ConnectionString,
             ["Ingestion:Window"] = "00:00:00.300",
             ["Ingestion:PollInterval"] = "00:00:00.100",
             ["Upstream:SimulatedDelay"] = "00:00:00.100",
@@ -116,10 +114,8 @@ public sealed class FullDiskTests
     public async Task ASubmissionThatMeetsACutDatabaseSessionAnswers503WithRetryAfterAndTheNextOneWorks()
     {
         await using var database = await TempPostgresDatabase.CreateAsync();
-        await using var app = new IngestionApp(new()
+        await using var app = IngestionApp.OnPostgres(database, new()
         {
-            ["Storage:Provider"] = "Postgres",
-            ["Storage:ConnectionString"] = database.ConnectionString,
             ["Ingestion:PollInterval"] = "00:00:10", // the dispatcher stays off the pool meanwhile
         });
         await app.SubmitAsync("LOW", 1); // the pool now holds a session

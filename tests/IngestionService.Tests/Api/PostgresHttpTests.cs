@@ -15,10 +15,8 @@ public sealed class PostgresHttpTests
     public async Task TheBriefsExampleOnAShortWindowRunsAs123Then678Then945()
     {
         await using var database = await TempPostgresDatabase.CreateAsync();
-        await using var app = new IngestionApp(new()
+        await using var app = IngestionApp.OnPostgres(database, new()
         {
-            ["Storage:Provider"] = "Postgres",
-            ["Storage:ConnectionString"] = database.ConnectionString,
             ["Ingestion:Window"] = "00:00:02",
             ["Upstream:SimulatedDelay"] = "00:00:00.200",
         });

@@ -18,29 +18,24 @@ namespace IngestionService.Tests.Infrastructure;
 public sealed class CountingUpstream(TimeProvider clock, TimeSpan delay, Func<int, int, UpstreamAnswer?>? script = null) : IUpstreamClient
 {
     private readonly ConcurrentDictionary<int, int> _callsPerId = new();
-    private int _inFlight;
-    private int _maxInFlight;
+    private readonly InFlight _inFlight = new();
 
     public ConcurrentQueue<(int Id, DateTimeOffset StartedAt)> Calls { get; } = new();
 
-    public int MaxInFlight => Volatile.Read(ref _maxInFlight);
+    public int MaxInFlight => _inFlight.Most;
 
     public Task<UpstreamAnswer> FetchAsync(int id, CancellationToken cancellationToken)
     {
         Calls.Enqueue((id, clock.GetUtcNow()));
         var before = _callsPerId.AddOrUpdate(id, 1, (_, calls) => calls + 1) - 1;
-        var now = Interlocked.Increment(ref _inFlight);
-        int seen;
-        while (now > (seen = Volatile.Read(ref _maxInFlight)) && Interlocked.CompareExchange(ref _maxInFlight, now, seen) != seen)
-        {
-        }
+        _inFlight.Started();
 
         // WaitAsync, not Delay's own token: a fake-clock Delay whose token is cancelled by the code under
         // test did not complete here (seen with FakeTimeProvider), so a cancelled call never ended.
         return Task.Delay(delay, clock, CancellationToken.None).WaitAsync(cancellationToken).ContinueWith(
             delayed =>
             {
-                Interlocked.Decrement(ref _inFlight);
+                _inFlight.Ended();
                 delayed.GetAwaiter().GetResult();
                 return script?.Invoke(id, before)
                     ?? UpstreamAnswer.Success(string.Create(CultureInfo.InvariantCulture, $$"""{"id":{{id}},"data":"processed"}"""));

@@ -27,8 +27,7 @@ public sealed class FakeUpstreamServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ConcurrentDictionary<int, int> _callsPerId = new();
-    private int _inFlight;
-    private int _mostInFlight;
+    private readonly InFlight _inFlight = new();
 
     private FakeUpstreamServer(WebApplication app) => _app = app;
 
@@ -45,14 +44,14 @@ public sealed class FakeUpstreamServer : IAsyncDisposable
         var server = new FakeUpstreamServer(app);
         app.MapGet("/items/{id:int}", async (int id, HttpContext context) =>
         {
-            server.CallStarted();
+            server._inFlight.Started();
             try
             {
                 await server.AnswerAsync(id, context, script);
             }
             finally
             {
-                Interlocked.Decrement(ref server._inFlight);
+                server._inFlight.Ended();
             }
         });
         await app.StartAsync();
@@ -61,16 +60,7 @@ public sealed class FakeUpstreamServer : IAsyncDisposable
     }
 
     /// <summary>The most calls the server was answering at one moment.</summary>
-    public int MostInFlight => Volatile.Read(ref _mostInFlight);
-
-    private void CallStarted()
-    {
-        var now = Interlocked.Increment(ref _inFlight);
-        int seen;
-        while (now > (seen = Volatile.Read(ref _mostInFlight)) && Interlocked.CompareExchange(ref _mostInFlight, now, seen) != seen)
-        {
-        }
-    }
+    public int MostInFlight => _inFlight.Most;
 
     private async Task AnswerAsync(int id, HttpContext context, Func<int, int, FakeAnswer> script)
     {

@@ -24,6 +24,14 @@ public class IngestionApp : WebApplicationFactory<Program>
         UseKestrel();
     }
 
+    /// <summary>The service on <paramref name="database"/> instead of a SQLite file, with these settings besides.</summary>
+    public static IngestionApp OnPostgres(TempPostgresDatabase database, Dictionary<string, string?> settings)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        settings = new(settings) { ["Storage:Provider"] = "Postgres", ["Storage:ConnectionString"] = database.ConnectionString };
+        return new IngestionApp(settings);
+    }
+
     public TempDatabase Database { get; } = new();
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)

@@ -32,13 +32,12 @@ internal sealed partial class PostgresLeases(NpgsqlDataSource dataSource, string
     public static TimeSpan SafeFor(TimeSpan lease) => lease - lease / 5;
 
     /// <summary>
-    /// Why <paramref name="lease"/> cannot hold a window's calls, or null: a lease shorter than the longest
-    /// a call may take (<paramref name="callKey"/>) would have calls cut off at the deadline that a single
-    /// late heartbeat delays.
+    /// Why <paramref name="lease"/> cannot hold a window's calls, or null: a lease shorter than one call's
+    /// <c>Upstream:Timeout</c> would have calls cut off at the deadline that a single late heartbeat delays.
     /// </summary>
-    public static string? Problem(TimeSpan lease, TimeSpan longestCall, string callKey) =>
-        lease < longestCall
-            ? $"Ingestion:Lease ({lease:c}) must not be shorter than {callKey} ({longestCall:c}) on PostgreSQL: an instance stops a window's calls {SafeFor(lease).TotalSeconds:0.###} s after its lease was last renewed, so a call must fit in one lease."
+    public static string? Problem(TimeSpan lease, TimeSpan upstreamTimeout) =>
+        lease < upstreamTimeout
+            ? $"Ingestion:Lease ({lease:c}) must not be shorter than Upstream:Timeout ({upstreamTimeout:c}) on PostgreSQL: an instance stops a window's calls {SafeFor(lease).TotalSeconds:0.###} s after its lease was last renewed, so a call must fit in one lease."
             : null;
 
     /// <summary>
@@ -165,7 +164,7 @@ internal sealed class PostgresLeaseValidator(IOptions<StorageOptions> storage, I
 
         // The simulated upstream (demos, tests) has no timeout; its calls end after SimulatedDelay, however long.
         var calls = upstream.Value;
-        var problem = calls.Mode == Upstream.UpstreamMode.Http ? PostgresLeases.Problem(options.Lease, calls.Timeout, "Upstream:Timeout") : null;
+        var problem = calls.Mode == Upstream.UpstreamMode.Http ? PostgresLeases.Problem(options.Lease, calls.Timeout) : null;
         return problem is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problem);
     }
 }

@@ -74,6 +74,7 @@ public sealed partial class PostgresQueueStore
             deleteWindows.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint, Value = (object?)touched ?? DBNull.Value });
             windows = await deleteWindows.ExecuteNonQueryAsync(cancellationToken);
         }
+
         var keys = await ExecuteAsync(connection, transaction, $"""
             DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= $1 LIMIT {Retention.RowsPerBatch})
             """, request.Now, cancellationToken);

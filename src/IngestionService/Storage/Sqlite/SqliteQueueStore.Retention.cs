@@ -41,7 +41,7 @@ public sealed partial class SqliteQueueStore
             }
 
             // Windows no kept ingestion has a part in, older than the retention, behind the newest ones
-            // (Retention.WindowsScope: those this batch took items from, or all once no ingestion is left).
+            // (see Retention: those this batch took items from, or all once no ingestion is left).
             await using var deleteWindows = writer.CreateCommand();
             deleteWindows.Transaction = transaction;
             deleteWindows.CommandText = $"""
@@ -110,19 +110,22 @@ public sealed partial class SqliteQueueStore
 
     private static async Task<string?> ScalarAsync(SqliteConnection writer, SqliteTransaction transaction, string sql, object parameter, CancellationToken cancellationToken)
     {
-        await using var command = writer.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = sql;
-        command.Parameters.AddWithValue("$p", parameter);
+        await using var command = Command(writer, transaction, sql, parameter);
         return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 
     private static async Task<int> ExecuteAsync(SqliteConnection writer, SqliteTransaction transaction, string sql, object parameter, CancellationToken cancellationToken)
     {
-        await using var command = writer.CreateCommand();
+        await using var command = Command(writer, transaction, sql, parameter);
+        return await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static SqliteCommand Command(SqliteConnection writer, SqliteTransaction transaction, string sql, object parameter)
+    {
+        var command = writer.CreateCommand();
         command.Transaction = transaction;
         command.CommandText = sql;
         command.Parameters.AddWithValue("$p", parameter);
-        return await command.ExecuteNonQueryAsync(cancellationToken);
+        return command;
     }
 }
