@@ -27,6 +27,7 @@ public static class StorageExtensions
         // One pool for the process, built only when PostgreSQL is chosen; the container disposes it after the stores.
         services.AddSingleton(provider => PostgresQueueStore.CreateDataSource(provider.GetRequiredService<IOptions<StorageOptions>>().Value.ConnectionString));
         services.AddSingleton<PostgresQueueStore>();
+        services.AddSingleton<PostgresStatusReads>();
         services.AddSingleton<PostgresQueueReader>();
 
         services.AddSingleton<IQueueStore>(provider => IsPostgres(provider)

@@ -64,7 +64,12 @@ public sealed class StoreUnderTest : IQueueStore, IQueueReader, IAsyncDisposable
             dataSource,
             Options.Create(new IngestionOptions { Lease = lease, PollInterval = TimeSpan.FromMilliseconds(100) }),
             NullLogger<PostgresQueueStore>.Instance);
-        var store = new StoreUnderTest(queue, new PostgresQueueReader(dataSource), queue.DisposeAsync);
+        var reads = new PostgresStatusReads(dataSource);
+        var store = new StoreUnderTest(queue, new PostgresQueueReader(dataSource, reads), async () =>
+        {
+            await queue.DisposeAsync();
+            await reads.DisposeAsync();
+        });
         if (initialize)
         {
             await store.InitializeAsync(TestContext.Current.CancellationToken);

@@ -34,6 +34,67 @@ public sealed class PostgresQueueStoreContractTests() : QueueStoreContractTests(
     }
 
     [Fact]
+    public async Task AnUpgradeFromSchema7CountsTheIdsAheadOfWorkAlreadyWaitingAndOfWorkEnqueuedAfter()
+    {
+        // A database as schema 7 left it: a HIGH ingestion with one id started and handed back, and LOW
+        // ones: waiting, cancelled after 2 of 6 ids, waiting behind it.
+        var store = await Postgres.OpenAsync(ShortLease, initialize: false);
+        await using (var connection = new Npgsql.NpgsqlConnection(Postgres.Database!.ConnectionString))
+        {
+            await connection.OpenAsync(Token);
+            var upToSeven = PostgresSchema.Scripts().Where(script => script.Version <= 7).ToList();
+            await using (var schema = new Npgsql.NpgsqlCommand(string.Join('\n', upToSeven.Select(script => script.Sql)) + """
+
+                CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp());
+                INSERT INTO schema_migrations (version, name) SELECT v, 'script ' || v FROM generate_series(1, 7) AS v;
+                """, connection))
+            {
+                await schema.ExecuteNonQueryAsync(Token);
+            }
+
+            async Task InsertAsync(Priority priority, int secondsAgo, int total, int started, int? cancelledFrom = null)
+            {
+                await using var insert = new Npgsql.NpgsqlCommand("""
+                    INSERT INTO ingestions (id, priority, created_at, batch_size, total, started, ids, cancelled_from, cancelled_at, cancel_reason)
+                    VALUES ($1, $2, clock_timestamp() - make_interval(secs => $3), 3, $4, $5, $6, $7, CASE WHEN $7 IS NOT NULL THEN clock_timestamp() END, CASE WHEN $7 IS NOT NULL THEN 0 END)
+                    """, connection);
+                insert.Parameters.AddWithValue(Guid.CreateVersion7());
+                insert.Parameters.AddWithValue((short)priority);
+                insert.Parameters.AddWithValue((double)secondsAgo);
+                insert.Parameters.AddWithValue(total);
+                insert.Parameters.AddWithValue(started);
+                insert.Parameters.AddWithValue(IdBlob.Pack([.. Enumerable.Range(1, total)]));
+                insert.Parameters.Add(new Npgsql.NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer, Value = (object?)cancelledFrom ?? DBNull.Value });
+                await insert.ExecuteNonQueryAsync(Token);
+            }
+
+            await InsertAsync(Priority.High, 50, total: 4, started: 1);
+            await InsertAsync(Priority.Low, 40, total: 5, started: 0);
+            await InsertAsync(Priority.Low, 30, total: 6, started: 6, cancelledFrom: 2);
+            await InsertAsync(Priority.Low, 20, total: 3, started: 0);
+            await using var handBack = new Npgsql.NpgsqlCommand("INSERT INTO requeued (ingestion_seq, position) SELECT seq, 0 FROM ingestions WHERE priority = 0", connection);
+            await handBack.ExecuteNonQueryAsync(Token);
+        }
+
+        await store.InitializeAsync(Token);
+
+        var ids = (await store.GetRecentIngestionsAsync(10, IngestionFilter.None, Token)).OrderBy(i => i.CreatedAt).Select(i => i.Id).ToList();
+        Assert.Equal(new QueueDepth(3 + 1, 0, 5 + 3), await store.GetQueueDepthAsync(Token));
+        Assert.Equal(1, (await store.GetIngestionAsync(ids[0], Token))!.IdsAhead);          // its own handed-back id
+        Assert.Equal(4, (await store.GetIngestionAsync(ids[1], Token))!.IdsAhead);          // HIGH's 3 + 1
+        Assert.Equal(4 + 5, (await store.GetIngestionAsync(ids[3], Token))!.IdsAhead);      // and the first LOW's 5, none of the cancelled
+        var after = await EnqueueAsync(store, Priority.Low, 1, 2);
+        Assert.Equal(4 + 5 + 3, (await store.GetIngestionAsync(after, Token))!.IdsAhead);
+
+        // A claim of 3 takes the handed-back id and 2 unstarted HIGH ones: the totals move with it.
+        var claim = await store.ClaimWindowAsync(3, TimeSpan.FromMilliseconds(10), Token);
+        Assert.NotNull(claim.Window);
+        Assert.Equal(4 + 5 + 3 - 3, (await store.GetIngestionAsync(after, Token))!.IdsAhead);
+        Assert.Equal(new QueueDepth(1, 0, 5 + 3 + 2), await store.GetQueueDepthAsync(Token));
+        await store.DisposeAsync();
+    }
+
+    [Fact]
     public async Task AWindowWhoseInstanceDiedIsTakenBackOnceItsLeaseExpiresAndItsStartStillCounts()
     {
         await using var dead = await Postgres.OpenAsync(ShortLease);

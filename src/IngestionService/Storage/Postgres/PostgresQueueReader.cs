@@ -1,4 +1,3 @@
-using System.Globalization;
 using IngestionService.Ingest;
 using IngestionService.Scheduling;
 using Npgsql;
@@ -6,131 +5,23 @@ using Npgsql;
 namespace IngestionService.Storage.Postgres;
 
 /// <summary>The shared store's read side: every answer read from the database, which every instance writes.</summary>
-public sealed class PostgresQueueReader(NpgsqlDataSource dataSource) : IQueueReader
+public sealed class PostgresQueueReader(NpgsqlDataSource dataSource, PostgresStatusReads statusReads) : IQueueReader
 {
-    public async Task<IngestionSnapshot?> GetIngestionAsync(Guid ingestionId, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-
-        // Repeatable read: the counters, the spans and the requeued positions come from one snapshot.
-        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
-        long seq;
-        Priority priority;
-        DateTimeOffset createdAt;
-        int batchSize, started, completed, failedCount;
-        int[] ids;
-        DateTimeOffset? pausedUntil;
-        bool queuePaused, waiting;
-        DateTimeOffset? notAfter;
-        Cancellation? cancel;
-        await using (var command = new NpgsqlCommand("""
-            SELECT seq, priority, created_at, batch_size, coalesce(cancelled_from, started), completed, ids, failed, l.paused_until, l.queue_paused_at IS NOT NULL,
-                   started < total, not_after, cancelled_from, cancelled_at, cancel_reason
-            FROM ingestions i CROSS JOIN limiter l WHERE i.id = $1 AND l.id = 1
-            """, connection, transaction))
-        {
-            command.Parameters.AddWithValue(ingestionId);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            if (!await reader.ReadAsync(cancellationToken))
-            {
-                return null;
-            }
-
-            seq = reader.GetInt64(0);
-            priority = (Priority)reader.GetInt16(1);
-            createdAt = reader.GetFieldValue<DateTimeOffset>(2);
-            batchSize = reader.GetInt32(3);
-            started = reader.GetInt32(4);
-            completed = reader.GetInt32(5);
-            ids = IdBlob.Unpack(reader.GetFieldValue<byte[]>(6));
-            failedCount = reader.GetInt32(7);
-            pausedUntil = reader.IsDBNull(8) ? null : reader.GetFieldValue<DateTimeOffset>(8);
-            queuePaused = reader.GetBoolean(9);
-            waiting = reader.GetBoolean(10);
-            notAfter = reader.IsDBNull(11) ? null : reader.GetFieldValue<DateTimeOffset>(11);
-            cancel = reader.IsDBNull(12) ? null : new Cancellation(reader.GetInt32(12), reader.GetFieldValue<DateTimeOffset>(13), (CancelReason)reader.GetInt16(14));
-        }
-
-        var spans = new List<WindowSpan>();
-        var requeued = new List<int>();
-        if (started > 0)
-        {
-            await using (var command = new NpgsqlCommand("""
-                SELECT wi.first_pos, wi.count, w.started_at, w.finished_at, w.state
-                FROM window_items wi JOIN windows w ON w.seq = wi.window_seq
-                WHERE wi.ingestion_seq = $1
-                ORDER BY wi.first_pos, w.seq
-                """, connection, transaction))
-            {
-                command.Parameters.AddWithValue(seq);
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    spans.Add(new WindowSpan(
-                        reader.GetInt32(0),
-                        reader.GetInt32(1),
-                        reader.GetFieldValue<DateTimeOffset>(2),
-                        reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3),
-                        (WindowState)reader.GetInt16(4)));
-                }
-            }
-
-            requeued = await PositionsAsync(connection, transaction, "SELECT position FROM requeued WHERE ingestion_seq = $1 ORDER BY position", seq, cancellationToken);
-        }
-
-        long idsAhead = 0;
-        if (waiting)
-        {
-            await using var command = new NpgsqlCommand("""
-                SELECT (SELECT coalesce(sum(p.total - p.started), 0) FROM ingestions p
-                        WHERE p.started < p.total AND (p.priority, p.created_at, p.seq) < (i.priority, i.created_at, i.seq)),
-                       (SELECT count(*) FROM requeued q JOIN ingestions r ON r.seq = q.ingestion_seq
-                        WHERE (r.priority, r.created_at, r.seq) <= (i.priority, i.created_at, i.seq))
-                FROM ingestions i WHERE i.seq = $1
-                """, connection, transaction);
-            command.Parameters.AddWithValue(seq);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            await reader.ReadAsync(cancellationToken);
-            idsAhead = QueuePosition.IdsAhead(Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture), reader.GetInt64(1));
-        }
-
-        var failed = failedCount > 0
-            ? await PositionsAsync(connection, transaction, "SELECT position FROM results WHERE ingestion_seq = $1 AND state = 2 ORDER BY position", seq, cancellationToken)
-            : null;
-
-        await transaction.CommitAsync(cancellationToken);
-        return new IngestionSnapshot(ingestionId, priority, createdAt, batchSize, ids, started, completed, spans, requeued, idsAhead, failed, pausedUntil, queuePaused, cancel, notAfter);
-    }
-
-    private static async Task<List<int>> PositionsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, long seq, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        command.Parameters.AddWithValue(seq);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var positions = new List<int>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            positions.Add(reader.GetInt32(0));
-        }
-
-        return positions;
-    }
+    /// <summary>Read together with the status reads in flight at the same moment: see <see cref="PostgresStatusReads"/>.</summary>
+    public Task<IngestionSnapshot?> GetIngestionAsync(Guid ingestionId, CancellationToken cancellationToken) => statusReads.ReadAsync(ingestionId, cancellationToken);
 
     public async Task<QueueDepth> GetQueueDepthAsync(CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            SELECT priority, sum(total - started)::bigint FROM ingestions WHERE started < total GROUP BY priority
-            UNION ALL
-            SELECT i.priority, count(*) FROM requeued q JOIN ingestions i ON i.seq = q.ingestion_seq GROUP BY i.priority
-            """);
-        var waiting = new long[3];
+        // From the running totals: the same cost at any depth.
+        await using var command = dataSource.CreateCommand(PostgresTotals.ByPriority);
+        var totals = new QueueTotals();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            waiting[reader.GetInt16(0)] += reader.GetInt64(1);
+            PostgresTotals.Read(totals, reader, 0);
         }
 
-        return new QueueDepth(waiting[(int)Priority.High], waiting[(int)Priority.Medium], waiting[(int)Priority.Low]);
+        return totals.Depth;
     }
 
     public async Task<DateTimeOffset?> GetPausedUntilAsync(CancellationToken cancellationToken)

@@ -210,18 +210,21 @@ public sealed partial class PostgresQueueStore
         return (windowSeq, startedAt);
     }
 
-    /// <summary>Moves each ingestion's started counter, takes the requeued ids off their list, and records the start on the limiter row.</summary>
+    /// <summary>Moves each ingestion's started counter and its priority's started total, takes the requeued ids off their list, and records the start on the limiter row.</summary>
     private static async Task TakeFromQueueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, WindowPlan plan, DateTimeOffset startedAt, TimeSpan window, CancellationToken cancellationToken)
     {
         if (plan.Advances.Count > 0)
         {
-            await using var advance = new NpgsqlCommand("""
-                UPDATE ingestions i SET started = i.started + a.count
-                FROM unnest($1::bigint[], $2::integer[]) AS a(seq, count)
-                WHERE i.seq = a.seq
+            await using var advance = new NpgsqlCommand($"""
+                WITH advanced AS (
+                    UPDATE ingestions i SET started = i.started + a.count
+                    FROM unnest($1::bigint[], $2::integer[]) AS a(seq, count)
+                    WHERE i.seq = a.seq)
+                UPDATE queue_totals SET {PostgresTotals.Add("started", "($3::bigint[])")} WHERE id = 1
                 """, connection, transaction);
             advance.Parameters.AddWithValue(plan.Advances.Select(a => a.IngestionSeq).ToArray());
             advance.Parameters.AddWithValue(plan.Advances.Select(a => a.Count).ToArray());
+            advance.Parameters.AddWithValue(PostgresTotals.Deltas(plan.Chosen.Where(id => !id.Requeued), id => id.Priority, _ => 1));
             await advance.ExecuteNonQueryAsync(cancellationToken);
         }
 

@@ -42,7 +42,8 @@ public sealed partial class PostgresQueueStore
 
         CancelOutcome outcome;
         await using (var cancel = new NpgsqlCommand($"""
-            WITH cancelled AS ({CancelSql(NowCeilingMs, CancelReason.Requested)} WHERE id = $1 AND started < total AND cancelled_from IS NULL RETURNING 1)
+            WITH cancelled AS ({CancelSql(NowCeilingMs, CancelReason.Requested)} WHERE id = $1 AND started < total AND cancelled_from IS NULL RETURNING priority, total - cancelled_from AS ids),
+            counted AS ({PostgresTotals.StartCancelled("cancelled")})
             SELECT EXISTS (SELECT 1 FROM cancelled), cancelled_from IS NOT NULL FROM ingestions WHERE id = $1
             """, connection, transaction))
         {
@@ -63,17 +64,21 @@ public sealed partial class PostgresQueueStore
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await LockLimiterAsync(connection, transaction, cancellationToken);
+        short from;
 
-        // The ids ahead are summed over the waiting ingestions when read, so the move is the one column.
+        // The move, with its ids moved from one priority's totals to the other's.
         ReprioritiseOutcome outcome;
-        await using (var move = new NpgsqlCommand("""
+        await using (var move = new NpgsqlCommand($"""
             WITH target AS (
                 SELECT seq, priority, started < total OR EXISTS (SELECT 1 FROM requeued q WHERE q.ingestion_seq = i.seq) AS waits
                 FROM ingestions i WHERE id = $1),
             moved AS (
                 UPDATE ingestions i SET priority = $2 FROM target t
-                WHERE i.seq = t.seq AND t.waits AND t.priority <> $2 RETURNING 1)
-            SELECT waits, priority = $2, EXISTS (SELECT 1 FROM moved) FROM target
+                WHERE i.seq = t.seq AND t.waits AND t.priority <> $2 RETURNING t.priority AS from_priority, i.total::bigint, i.started::bigint),
+            shifted AS (
+                UPDATE queue_totals q SET {MoveTotal("enqueued", "total")}, {MoveTotal("started", "started")}
+                FROM moved m WHERE q.id = 1)
+            SELECT waits, priority = $2, EXISTS (SELECT 1 FROM moved), priority FROM target
             """, connection, transaction))
         {
             move.Parameters.AddWithValue(ingestionId);
@@ -83,6 +88,16 @@ public sealed partial class PostgresQueueStore
                 : !reader.GetBoolean(0) ? ReprioritiseOutcome.NothingWaits
                 : reader.GetBoolean(1) ? ReprioritiseOutcome.Unchanged
                 : ReprioritiseOutcome.Moved;
+            from = outcome == ReprioritiseOutcome.Moved ? reader.GetInt16(3) : (short)0;
+        }
+
+        if (outcome == ReprioritiseOutcome.Moved)
+        {
+            // Moved in, it may land ahead of ids already started: the ids before of both priorities are counted afresh.
+            await using var recount = new NpgsqlCommand("SELECT recount_ids_before(ARRAY[$1, $2]::smallint[])", connection, transaction);
+            recount.Parameters.AddWithValue(from);
+            recount.Parameters.AddWithValue((short)priority);
+            await recount.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -99,6 +114,11 @@ public sealed partial class PostgresQueueStore
         return new LimitChange(reader.GetInt64(0), reader.GetFieldValue<DateTimeOffset>(1), limit);
     }
 
+    /// <summary>Moves the moved ingestion's <paramref name="amount"/> (a column of <c>moved</c>) from its old priority's <paramref name="column"/> to the new one's ($2).</summary>
+    private static string MoveTotal(string column, string amount) =>
+        $"{column} = ARRAY[" + string.Join(", ", Enumerable.Range(0, 3).Select(p =>
+            $"q.{column}[{p + 1}] + CASE {p} WHEN $2 THEN m.{amount} WHEN m.from_priority THEN -m.{amount} ELSE 0 END")) + "]";
+
     /// <summary>
     /// The cancel of a tail [started, total): `started` moves to `total`, so the pending index and the claim
     /// let go of it, and `cancelled_from` keeps where it began. The statement sees the row before it, so
@@ -114,7 +134,8 @@ public sealed partial class PostgresQueueStore
     private static async Task<int> ExpireDueAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
         await using var expire = new NpgsqlCommand($"""
-            WITH expired AS ({CancelSql(NowCeilingMs, CancelReason.Expired)} WHERE started < total AND not_after <= clock_timestamp() RETURNING total - cancelled_from AS ids)
+            WITH expired AS ({CancelSql(NowCeilingMs, CancelReason.Expired)} WHERE started < total AND not_after <= clock_timestamp() RETURNING priority, total - cancelled_from AS ids),
+            counted AS ({PostgresTotals.StartCancelled("expired")})
             SELECT coalesce(sum(ids), 0)::integer FROM expired
             """, connection, transaction);
         return (int)(await expire.ExecuteScalarAsync(cancellationToken))!;

@@ -1,0 +1,129 @@
+using System.Threading.Channels;
+using IngestionService.Ingest;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace IngestionService.Storage.Postgres;
+
+/// <summary>
+/// New ingestions without an idempotency key are group-committed: the requests that arrive while one
+/// insert is in flight share the next, one statement that takes the <c>queue_totals</c> lock, stamps the
+/// created time, and inserts every row from arrays; each request is acknowledged only after that statement
+/// committed. One statement per batch rather than one per request: the enqueues of all instances are
+/// serialised by that lock anyway (so <c>ids_before</c> is exact), and a commit waits for its WAL flush,
+/// which a batch pays once.
+/// </summary>
+internal sealed class PostgresGroupCommit : IAsyncDisposable
+{
+    private const int MaxIngestionsPerCommit = 256;
+
+    /// <summary>A batch stops growing past this many ids (one request of any size still goes alone).</summary>
+    private const int MaxIdsPerCommit = 256 * 1024;
+
+    /// <summary>
+    /// Inserts the ingestions in their order, under the totals lock; the arrays are bound by <see cref="Bind"/>.
+    /// The created time is taken after the lock is held, so created times and arrival sequences agree
+    /// across all instances; each row's <c>ids_before</c> is its priority's enqueued total before it.
+    /// </summary>
+    public static readonly string InsertSql = $"""
+        WITH totals AS (
+            UPDATE queue_totals SET {PostgresTotals.Add("enqueued", "($7::bigint[])")},
+                last_created_at = greatest(last_created_at, date_trunc('milliseconds', clock_timestamp()))
+            WHERE id = 1
+            RETURNING enqueued, last_created_at)
+        INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids, not_after, ids_before)
+        SELECT b.id, b.priority, t.last_created_at, b.batch_size, b.total, b.ids, b.not_after,
+               t.enqueued[b.priority + 1] - sum(b.total) OVER (PARTITION BY b.priority ORDER BY b.ord ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+        FROM unnest($1::uuid[], $2::smallint[], $3::integer[], $4::integer[], $5::bytea[], $6::timestamptz[])
+            WITH ORDINALITY AS b(id, priority, batch_size, total, ids, not_after, ord)
+        CROSS JOIN totals t
+        ORDER BY b.ord
+        """;
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly Channel<PendingEnqueue> _enqueues = Channel.CreateUnbounded<PendingEnqueue>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _loop;
+
+    public PostgresGroupCommit(NpgsqlDataSource dataSource)
+    {
+        _dataSource = dataSource;
+        _loop = Task.Run(LoopAsync);
+    }
+
+    /// <summary>
+    /// Hands the ingestion to the next commit. Not cancellable: once handed over it may be committed, and
+    /// the caller must learn the outcome rather than guess.
+    /// </summary>
+    public Task<EnqueueResult> EnqueueAsync(NewIngestion ingestion)
+    {
+        var pending = new PendingEnqueue(ingestion);
+        if (!_enqueues.Writer.TryWrite(pending))
+        {
+            throw new InvalidOperationException("The store is shutting down and takes no new ingestions.");
+        }
+
+        return pending.Task;
+    }
+
+    /// <summary>Binds the parameters of <see cref="InsertSql"/> for <paramref name="ingestions"/>, in their order.</summary>
+    public static void Bind(NpgsqlCommand command, IReadOnlyList<NewIngestion> ingestions)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        ArgumentNullException.ThrowIfNull(ingestions);
+        command.Parameters.AddWithValue(ingestions.Select(i => i.Id).ToArray());
+        command.Parameters.AddWithValue(ingestions.Select(i => (short)i.Priority).ToArray());
+        command.Parameters.AddWithValue(ingestions.Select(i => i.BatchSize).ToArray());
+        command.Parameters.AddWithValue(ingestions.Select(i => i.Ids.Length).ToArray());
+        command.Parameters.AddWithValue(ingestions.Select(i => IdBlob.Pack(i.Ids)).ToArray());
+        command.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, ingestions.Select(i => i.NotAfter?.ToUniversalTime()).ToArray());
+        command.Parameters.AddWithValue(PostgresTotals.Deltas(ingestions, i => i.Priority, i => i.Ids.Length));
+    }
+
+    private async Task LoopAsync()
+    {
+        var reader = _enqueues.Reader;
+        var batch = new List<PendingEnqueue>(MaxIngestionsPerCommit);
+        while (await reader.WaitToReadAsync())
+        {
+            var ids = 0;
+            while (batch.Count < MaxIngestionsPerCommit && (batch.Count == 0 || ids < MaxIdsPerCommit) && reader.TryRead(out var pending))
+            {
+                batch.Add(pending);
+                ids += pending.Ingestion.Ids.Length;
+            }
+
+            try
+            {
+                await using var command = _dataSource.CreateCommand(InsertSql);
+                Bind(command, batch.ConvertAll(pending => pending.Ingestion));
+                await command.ExecuteNonQueryAsync();
+                foreach (var pending in batch)
+                {
+                    pending.TrySetResult(new EnqueueResult(pending.Ingestion.Id, EnqueueOutcome.Created));
+                }
+            }
+            catch (Exception exception)
+            {
+                // One statement: none of the batch was stored, and each request hears so.
+                foreach (var pending in batch)
+                {
+                    pending.TrySetException(exception);
+                }
+            }
+
+            batch.Clear();
+        }
+    }
+
+    /// <summary>Takes no new ingestions and waits for the ones handed over to be committed or refused.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _enqueues.Writer.TryComplete();
+        await _loop;
+    }
+
+    private sealed class PendingEnqueue(NewIngestion ingestion) : TaskCompletionSource<EnqueueResult>(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public NewIngestion Ingestion { get; } = ingestion;
+    }
+}

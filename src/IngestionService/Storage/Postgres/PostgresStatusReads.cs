@@ -1,0 +1,203 @@
+using System.Data.Common;
+using System.Threading.Channels;
+using IngestionService.Ingest;
+using IngestionService.Scheduling;
+using Npgsql;
+
+namespace IngestionService.Storage.Postgres;
+
+/// <summary>
+/// Status reads, grouped: the reads that arrive while others are in flight share the next statement,
+/// <c>ingestion_status()</c> (see <c>Schema/009_status_read.sql</c>) over an array of ids, so a busy
+/// service pays one round trip, one wake-up and one socket read per group instead of per read; a lone read
+/// goes at once. Each read still comes from one snapshot. Two groups may be in flight, so the database
+/// works on one while the next gathers.
+/// </summary>
+public sealed class PostgresStatusReads : IAsyncDisposable
+{
+    private const int MaxReadsPerStatement = 128;
+    private const int Readers = 2;
+
+    /// <summary>
+    /// Rows of ingestion <c>ord</c> (1-based, in the order of the ids) and, at <c>ord</c> 0, what every one
+    /// of them shares: the limiter's pauses (kind 7) and the running totals by priority (kind 6).
+    /// </summary>
+    private const string Sql = """
+        SELECT 0, 7::smallint, (l.queue_paused_at IS NOT NULL)::int::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, l.paused_until, NULL::timestamptz, NULL::bytea
+        FROM limiter l WHERE l.id = 1
+        UNION ALL
+        SELECT 0, 6::smallint, t.priority, t.enqueued, t.started, t.requeued, NULL, NULL, NULL, NULL FROM queue_totals_by_priority() t
+        UNION ALL
+        SELECT r.ord::integer, s.kind, s.a, s.b, s.c, s.d, s.e, s.t1, s.t2, s.blob
+        FROM unnest($1::uuid[]) WITH ORDINALITY AS r(id, ord), LATERAL ingestion_status(r.id) AS s
+        """;
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly Channel<PendingRead> _reads = Channel.CreateUnbounded<PendingRead>();
+    private readonly Task[] _loops;
+
+    public PostgresStatusReads(NpgsqlDataSource dataSource)
+    {
+        _dataSource = dataSource;
+        _loops = [.. Enumerable.Range(0, Readers).Select(_ => Task.Run(LoopAsync))];
+    }
+
+    public Task<IngestionSnapshot?> ReadAsync(Guid ingestionId, CancellationToken cancellationToken)
+    {
+        var pending = new PendingRead(ingestionId);
+        if (!_reads.Writer.TryWrite(pending))
+        {
+            throw new ObjectDisposedException(nameof(PostgresStatusReads), "The store is shutting down.");
+        }
+
+        // The group is read whoever stops waiting: a caller that gives up only stops waiting for it.
+        return cancellationToken.CanBeCanceled ? pending.Task.WaitAsync(cancellationToken) : pending.Task;
+    }
+
+    private async Task LoopAsync()
+    {
+        var reader = _reads.Reader;
+        var group = new List<PendingRead>(MaxReadsPerStatement);
+        while (await reader.WaitToReadAsync())
+        {
+            while (group.Count < MaxReadsPerStatement && reader.TryRead(out var pending))
+            {
+                group.Add(pending);
+            }
+
+            if (group.Count == 0)
+            {
+                continue; // the other loop took them
+            }
+
+            try
+            {
+                var snapshots = await ReadGroupAsync(group);
+                for (var i = 0; i < group.Count; i++)
+                {
+                    group[i].TrySetResult(snapshots[i]);
+                }
+            }
+            catch (Exception exception)
+            {
+                foreach (var pending in group)
+                {
+                    pending.TrySetException(exception);
+                }
+            }
+
+            group.Clear();
+        }
+    }
+
+    private async Task<IngestionSnapshot?[]> ReadGroupAsync(List<PendingRead> group)
+    {
+        await using var command = _dataSource.CreateCommand(Sql);
+        command.Parameters.AddWithValue(group.ConvertAll(pending => pending.IngestionId).ToArray());
+        var builders = new SnapshotRows?[group.Count];
+        var shared = new SnapshotRows();
+        await using (var reader = await command.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                var ord = reader.GetInt32(0);
+                (ord == 0 ? shared : builders[ord - 1] ??= new SnapshotRows()).Add(reader);
+            }
+        }
+
+        var snapshots = new IngestionSnapshot?[group.Count];
+        for (var i = 0; i < group.Count; i++)
+        {
+            snapshots[i] = builders[i]?.Build(group[i].IngestionId, shared);
+        }
+
+        return snapshots;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _reads.Writer.TryComplete();
+        await Task.WhenAll(_loops);
+    }
+
+    private sealed class PendingRead(Guid ingestionId) : TaskCompletionSource<IngestionSnapshot?>(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public Guid IngestionId { get; } = ingestionId;
+    }
+
+    /// <summary>The rows of one ingestion, told apart by their kind (column 1), gathered into its snapshot.</summary>
+    private sealed class SnapshotRows
+    {
+        private readonly List<(WindowSpan Span, long Window)> _spans = [];
+        private readonly List<int> _requeued = [];
+        private Priority _priority;
+        private DateTimeOffset _createdAt;
+        private int _batchSize, _started, _completed;
+        private int[]? _ids;
+        private DateTimeOffset? _notAfter, _pausedUntil;
+        private List<int>? _failed;
+        private long? _idsBefore;
+        private long _requeuedAtOrBefore;
+        private QueueTotals? _totals;
+        private Cancellation? _cancel;
+        private bool _queuePaused;
+
+        public void Add(DbDataReader reader)
+        {
+            DateTimeOffset? Time(int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetFieldValue<DateTimeOffset>(ordinal);
+            int Int(int ordinal) => (int)reader.GetInt64(ordinal);
+            switch (reader.GetInt16(1))
+            {
+                case 0:
+                    (_priority, _batchSize, _started, _completed) = ((Priority)Int(2), Int(3), Int(4), Int(5));
+                    if (Int(6) > 0)
+                    {
+                        _failed ??= [];
+                    }
+
+                    _createdAt = Time(7)!.Value;
+                    _notAfter = Time(8);
+                    _ids = IdBlob.Unpack(reader.GetFieldValue<byte[]>(9));
+                    break;
+                case 1:
+                    _spans.Add((new WindowSpan(Int(2), Int(3), Time(7)!.Value, Time(8), (WindowState)Int(4)), reader.GetInt64(5)));
+                    break;
+                case 2:
+                    _requeued.Add(Int(2));
+                    break;
+                case 3:
+                    (_idsBefore, _requeuedAtOrBefore) = (reader.GetInt64(2), reader.GetInt64(3));
+                    break;
+                case 5:
+                    _cancel = new Cancellation(Int(2), Time(7)!.Value, (CancelReason)Int(3));
+                    break;
+                case 6:
+                    PostgresTotals.Read(_totals ??= new QueueTotals(), reader, 2);
+                    break;
+                case 7:
+                    (_queuePaused, _pausedUntil) = (Int(2) == 1, Time(7));
+                    break;
+                default:
+                    (_failed ??= []).Add(Int(2));
+                    break;
+            }
+        }
+
+        /// <summary>The snapshot, with the pauses and the totals of <paramref name="shared"/>; null for an unknown id.</summary>
+        public IngestionSnapshot? Build(Guid ingestionId, SnapshotRows shared)
+        {
+            if (_ids is null)
+            {
+                return null;
+            }
+
+            // Rows come in no promised order: the lists are put in theirs here.
+            _spans.Sort((a, b) => a.Span.FirstPosition != b.Span.FirstPosition ? a.Span.FirstPosition.CompareTo(b.Span.FirstPosition) : a.Window.CompareTo(b.Window));
+            _requeued.Sort();
+            _failed?.Sort();
+            var idsAhead = _idsBefore is { } before && shared._totals is { } totals ? totals.IdsAhead(_priority, before, _requeuedAtOrBefore) : 0;
+            return new IngestionSnapshot(ingestionId, _priority, _createdAt, _batchSize, _ids, _started, _completed,
+                _spans.ConvertAll(s => s.Span), _requeued, idsAhead, _failed, shared._pausedUntil, shared._queuePaused, _cancel, _notAfter);
+        }
+    }
+}
