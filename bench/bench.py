@@ -200,8 +200,10 @@ def expect_status(service, path, status):
 def http_scenarios(service):
     """(name, path, wrk script, target ratio) of every http scenario, on a service given a 5-id and a
     3 000-id ingestion to read; the baseline answers the same paths with constant bodies."""
-    small = submit(service, list(range(1, 6)))
+    # The small one behind the large one: both wait, behind every 5-id POST the run adds at MEDIUM, so a
+    # status read counts the ids ahead of a waiting ingestion in a queue that grows, as a busy service's does.
     large = submit(service, list(range(1, 3001)))
+    small = submit(service, list(range(1, 6)))
     # wrk counts a 404 and a 500 alike as non-2xx: the answer each GET scenario measures is checked first.
     for path, status in ((f"/status/{small}", 200), (f"/status/{large}", 200), (f"/status/{UNKNOWN_ID}", 404)):
         expect_status(service, path, status)
@@ -281,44 +283,60 @@ def compare_bench(args):
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def side_by_side(servers, args, title):
-    """Every http scenario on two running servers, each warmed up on its own ingestions, in alternating
-    rounds (who goes first swapped each round); prints their medians and the ratio second / first."""
+def side_by_side(servers, args, title, baseline=None, ratios=((1, 0),)):
+    """Every http scenario on running servers, each warmed up on its own ingestions, in alternating rounds
+    (who goes first rotated each round); prints their medians and, for each (i, j) of `ratios`, the ratio
+    of server i to server j. A `baseline` (bare Kestrel, constant answers to any path) goes first in the
+    table as server 0 and is driven with the first server's paths."""
     scenarios = [http_scenarios(server) for server in servers]
     for server, own in zip(servers, scenarios):
         # Each server has its own ingestion ids, so each warms up on its own paths.
         warm_up(server, None, [(n, p, s, p, t) for n, p, s, t in own], max_passes=4)
+    if baseline is not None:
+        servers, scenarios = [baseline] + list(servers), [scenarios[0]] + scenarios
+        ratios = tuple((i + 1, j + 1) for i, j in ratios) + tuple((i, 0) for i in range(1, len(servers)))
+        for _ in range(2):  # the baseline has no JIT counter to watch; it has far less code to compile
+            for _, path, script, _ in scenarios[0]:
+                wrk(baseline.url + path, 3, script)
 
-    first, second = (server.name for server in servers)
+    names = [server.name for server in servers]
     print(f"\n{title}: wrk -t2 -c32, {args.seconds} s per run, {args.rounds} alternating rounds, medians; "
           f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}\n")
-    print(f"| scenario | {first} req/s | {second} req/s | {second} / {first} | {first} p99 ms | {second} p99 ms |")
-    print("|" + "---|" * 6)
-    for i, (name, *_rest) in enumerate(scenarios[0]):
-        runs = ([], [])
-        for round_ in range(args.rounds):  # alternate, and swap who goes first, so both see the same machine
-            for side in ((0, 1) if round_ % 2 == 0 else (1, 0)):
-                _, path, script, _ = scenarios[side][i]
+    print("| scenario | " + " | ".join(f"{n} req/s" for n in names) + " | "
+          + " | ".join(f"{names[i]} / {names[j]}" for i, j in ratios) + " | "
+          + " | ".join(f"{n} p99 ms" for n in names) + " |")
+    print("|" + "---|" * (1 + 2 * len(names) + len(ratios)))
+    for k, (name, *_rest) in enumerate(scenarios[0]):
+        runs = [[] for _ in servers]
+        for round_ in range(args.rounds):  # alternate, and rotate who goes first, so all see the same machine
+            order = list(range(len(servers)))
+            for side in order[round_ % len(order):] + order[:round_ % len(order)]:
+                _, path, script, _ = scenarios[side][k]
                 runs[side].append(wrk(servers[side].url + path, args.seconds, script))
         rps = [statistics.median(r[0] for r in side) for side in runs]
         p99 = [statistics.median(r[2] for r in side) for side in runs]
-        print(f"| {name} | {rps[0]:,.0f} | {rps[1]:,.0f} | {rps[1] / rps[0]:.2f} | {p99[0]:.2f} | {p99[1]:.2f} |")
+        print(f"| {name} | " + " | ".join(f"{v:,.0f}" for v in rps) + " | "
+              + " | ".join(f"{rps[i] / rps[j]:.2f}" for i, j in ratios) + " | "
+              + " | ".join(f"{v:.2f}" for v in p99) + " |")
 
 
 def postgres_bench(args):
     """The http scenarios on PostgreSQL (a throwaway cluster at its defaults: every 202 committed) beside the
     same build on SQLite, side by side in one run: the ratios issue 15 sets its targets on."""
     from postgres import ThrowawayPostgres
-    build(projects=("src/IngestionService",))
+    build()
     cluster = ThrowawayPostgres().start()
     folder = tempfile.mkdtemp(prefix="bench-sqlite-")
     quiet = {"Logging:LogLevel:Default": "Warning"}
     servers = [Server(SERVICE_DLL, quiet, data_dir=folder, name="sqlite"),
                Server(SERVICE_DLL, dict(quiet, **{"Storage:Provider": "Postgres", "Storage:ConnectionString": cluster.connection_string}), name="postgres")]
     try:
+        baseline = Server(BASELINE_DLL, name="kestrel")
+        servers.append(baseline)
         for server in servers:
             server.start()
-        side_by_side(servers, args, "the same build on SQLite and on PostgreSQL")
+        side_by_side(servers[:2], args, "the same build on SQLite and on PostgreSQL, beside bare Kestrel",
+                     baseline=baseline)
         print(f"\nresident memory after the run: sqlite {servers[0].rss_mb():.0f} MB, postgres {servers[1].rss_mb():.0f} MB")
     finally:
         for server in servers:
