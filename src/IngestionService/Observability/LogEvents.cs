@@ -27,6 +27,7 @@ internal static class LogEvents
     public const int LeaseRenewalFailed = 202;
     public const int HandBackOnShutdownFailed = 203;
     public const int LeaseDeadline = 204;
+    public const int WakeUpsLost = 205;
 
     public const int SampleFailed = 300;
 

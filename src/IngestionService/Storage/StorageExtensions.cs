@@ -38,6 +38,7 @@ public static class StorageExtensions
             : provider.GetRequiredService<SqliteQueueReader>());
         services.AddSingleton<StoreWrites>();
         services.AddExceptionHandler<Hosting.StoreRefusedHandler>(); // a full disk answers 503, not 500
+        services.AddHostedService<PostgresWakeUps>(); // returns at once on SQLite
         services.AddSingleton<RetentionSweeper>();
         services.AddHostedService(provider => provider.GetRequiredService<RetentionSweeper>());
         return services;

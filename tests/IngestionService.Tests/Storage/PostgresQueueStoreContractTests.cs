@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using IngestionService.Ingest;
 using IngestionService.Storage;
 using IngestionService.Storage.Postgres;
@@ -31,6 +32,35 @@ public sealed class PostgresQueueStoreContractTests() : QueueStoreContractTests(
         {
             await store.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task WorkAndFinishedWindowsCommittedByAnotherInstanceWakeThisInstancesDispatcher()
+    {
+        var other = await Postgres.OpenAsync(ShortLease);
+        await using var dataSource = PostgresQueueStore.CreateDataSource(Postgres.Database!.ConnectionString);
+        var signal = new Dispatch.DispatchSignal();
+        var services = new ServiceCollection().AddSingleton(dataSource).BuildServiceProvider();
+        using var wakeUps = new PostgresWakeUps(services, Microsoft.Extensions.Options.Options.Create(new StorageOptions { Provider = StorageOptions.Postgres }),
+            signal, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresWakeUps>.Instance);
+        await wakeUps.StartAsync(Token);
+
+        // Its first wake-up says it listens (and looks for what was committed before).
+        var deadline = TimeSpan.FromSeconds(10);
+        await signal.WaitAsync(Token).WaitAsync(deadline, Token);
+        var waiting = signal.WaitAsync(Token);
+        Assert.False(waiting.IsCompleted);
+
+        await EnqueueAsync(other, Priority.Low, 1, 2, 3);
+        await waiting.WaitAsync(deadline, Token);
+
+        var window = (await other.ClaimWindowAsync(3, TimeSpan.FromMilliseconds(10), Token)).Window!;
+        waiting = signal.WaitAsync(Token);
+        await other.CompleteWindowAsync(window, new WindowOutcome([.. window.Items.Select(Succeeded)]), Token);
+        await waiting.WaitAsync(deadline, Token);
+
+        await wakeUps.StopAsync(Token);
+        await other.DisposeAsync();
     }
 
     [Fact]

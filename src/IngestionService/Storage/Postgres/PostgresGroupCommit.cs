@@ -21,7 +21,7 @@ internal sealed class PostgresGroupCommit : IAsyncDisposable
     private const int MaxIdsPerCommit = 256 * 1024;
 
     /// <summary>
-    /// Inserts the ingestions in their order, under the totals lock; the arrays are bound by <see cref="Bind"/>.
+    /// Inserts the ingestions in their order, under the totals lock; the arrays are bound by <see cref="Bind(NpgsqlCommand, IReadOnlyList{NewIngestion})"/>.
     /// The created time is taken after the lock is held, so created times and arrival sequences agree
     /// across all instances; each row's <c>ids_before</c> is its priority's enqueued total before it.
     /// </summary>
@@ -69,14 +69,21 @@ internal sealed class PostgresGroupCommit : IAsyncDisposable
     public static void Bind(NpgsqlCommand command, IReadOnlyList<NewIngestion> ingestions)
     {
         ArgumentNullException.ThrowIfNull(command);
+        Bind(command.Parameters, ingestions);
+    }
+
+    private static void Bind(NpgsqlBatchCommand command, IReadOnlyList<NewIngestion> ingestions) => Bind(command.Parameters, ingestions);
+
+    private static void Bind(NpgsqlParameterCollection parameters, IReadOnlyList<NewIngestion> ingestions)
+    {
         ArgumentNullException.ThrowIfNull(ingestions);
-        command.Parameters.AddWithValue(ingestions.Select(i => i.Id).ToArray());
-        command.Parameters.AddWithValue(ingestions.Select(i => (short)i.Priority).ToArray());
-        command.Parameters.AddWithValue(ingestions.Select(i => i.BatchSize).ToArray());
-        command.Parameters.AddWithValue(ingestions.Select(i => i.Ids.Length).ToArray());
-        command.Parameters.AddWithValue(ingestions.Select(i => IdBlob.Pack(i.Ids)).ToArray());
-        command.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, ingestions.Select(i => i.NotAfter?.ToUniversalTime()).ToArray());
-        command.Parameters.AddWithValue(PostgresTotals.Deltas(ingestions, i => i.Priority, i => i.Ids.Length));
+        parameters.AddWithValue(ingestions.Select(i => i.Id).ToArray());
+        parameters.AddWithValue(ingestions.Select(i => (short)i.Priority).ToArray());
+        parameters.AddWithValue(ingestions.Select(i => i.BatchSize).ToArray());
+        parameters.AddWithValue(ingestions.Select(i => i.Ids.Length).ToArray());
+        parameters.AddWithValue(ingestions.Select(i => IdBlob.Pack(i.Ids)).ToArray());
+        parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, ingestions.Select(i => i.NotAfter?.ToUniversalTime()).ToArray());
+        parameters.AddWithValue(PostgresTotals.Deltas(ingestions, i => i.Priority, i => i.Ids.Length));
     }
 
     private async Task LoopAsync()
@@ -94,9 +101,13 @@ internal sealed class PostgresGroupCommit : IAsyncDisposable
 
             try
             {
-                await using var command = _dataSource.CreateCommand(InsertSql);
-                Bind(command, batch.ConvertAll(pending => pending.Ingestion));
-                await command.ExecuteNonQueryAsync();
+                // One round trip, one implicit transaction: the other instances hear of the work once it is committed.
+                await using var statements = _dataSource.CreateBatch();
+                var insert = new NpgsqlBatchCommand(InsertSql);
+                Bind(insert, batch.ConvertAll(pending => pending.Ingestion));
+                statements.BatchCommands.Add(insert);
+                statements.BatchCommands.Add(new NpgsqlBatchCommand(PostgresWakeUps.NotifySql));
+                await statements.ExecuteNonQueryAsync();
                 foreach (var pending in batch)
                 {
                     pending.TrySetResult(new EnqueueResult(pending.Ingestion.Id, EnqueueOutcome.Created));

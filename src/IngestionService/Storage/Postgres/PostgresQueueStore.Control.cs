@@ -26,9 +26,12 @@ public sealed partial class PostgresQueueStore
 
     public async Task<bool> ResumeQueueAsync(CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand(
-            "UPDATE limiter SET queue_paused_at = NULL, queue_pause_reason = NULL WHERE id = 1 AND queue_paused_at IS NOT NULL");
-        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+        await using var command = _dataSource.CreateCommand($"""
+            WITH resumed AS (UPDATE limiter SET queue_paused_at = NULL, queue_pause_reason = NULL WHERE id = 1 AND queue_paused_at IS NOT NULL RETURNING 1)
+            SELECT pg_notify('{PostgresWakeUps.Channel}', '') FROM resumed
+            """);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken);
     }
 
     public async Task<CancelOutcome> CancelAsync(Guid ingestionId, CancellationToken cancellationToken)
@@ -106,7 +109,10 @@ public sealed partial class PostgresQueueStore
 
     public async Task<LimitChange> SetLimitAsync(RateLimit? limit, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand($"INSERT INTO limit_changes (changed_at, batch_size, window_ms) VALUES ({NowCeilingMs}, $1, $2) RETURNING seq, changed_at");
+        await using var command = _dataSource.CreateCommand($"""
+            WITH changed AS (INSERT INTO limit_changes (changed_at, batch_size, window_ms) VALUES ({NowCeilingMs}, $1, $2) RETURNING seq, changed_at)
+            SELECT seq, changed_at, pg_notify('{PostgresWakeUps.Channel}', '') FROM changed
+            """);
         command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer, Value = (object?)limit?.BatchSize ?? DBNull.Value });
         command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer, Value = (object?)(int?)limit?.Window.TotalMilliseconds ?? DBNull.Value });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);

@@ -111,6 +111,8 @@ public sealed partial class PostgresQueueStore : IQueueStore, IAsyncDisposable
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
 
+        await NotifyAsync(connection, transaction, cancellationToken);
+
         await transaction.CommitAsync(cancellationToken);
         return new EnqueueResult(ingestion.Id, EnqueueOutcome.Created);
     }
@@ -235,6 +237,8 @@ public sealed partial class PostgresQueueStore : IQueueStore, IAsyncDisposable
             await progress.ExecuteNonQueryAsync(cancellationToken);
         }
 
+        // The next window may start once this one is over: instances idle on another host hear it.
+        await NotifyAsync(connection, transaction, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return finished;
     }
@@ -263,8 +267,15 @@ public sealed partial class PostgresQueueStore : IQueueStore, IAsyncDisposable
             CROSS JOIN LATERAL generate_series(0, wi.count - 1) AS g(i)
             ON CONFLICT DO NOTHING
         )
-        SELECT seq, owner, id_count FROM abandoned
+        SELECT seq, owner, id_count, pg_notify('{PostgresWakeUps.Channel}', '') FROM abandoned
         """;
+
+    /// <summary>Tells the listening instances (<see cref="PostgresWakeUps"/>) once the transaction commits.</summary>
+    private static async Task NotifyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        await using var notify = new NpgsqlCommand(PostgresWakeUps.NotifySql, connection, transaction);
+        await notify.ExecuteNonQueryAsync(cancellationToken);
+    }
 
     /// <summary>Stops renewing every lease, as a process that dies does; the windows stay running until their leases expire.</summary>
     internal void StopRenewingLeases() => _leases.StopAll();
