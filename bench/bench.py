@@ -2,8 +2,9 @@
 """Benchmarks for the ingestion service, measured side by side in one run.
 
   python3 bench/bench.py http    throughput and latency of the API against a bare Kestrel baseline
-  python3 bench/bench.py scale   1 000 000 ids waiting: accept and status times, memory, latency
+  python3 bench/bench.py scale   2 000 000 ids waiting: accept and status times, memory, latency
                                  against an empty queue, restart time, and scheduling precision
+                                 (--store postgres: on a throwaway cluster, and three instances on one database)
   python3 bench/bench.py compare REV
                                  this checkout against git revision REV (built in a temporary
                                  worktree), the http scenarios side by side: did a change cost anything?
@@ -13,7 +14,7 @@
                                  size plateau, every acknowledged ingestion completes or is purged
                                  (CSV and PNG chart in bench/results/; needs python3-matplotlib)
   python3 bench/bench.py sweep   POST latency while the retention sweeps 100 000 finished ingestions
-  (soak and sweep take --store postgres: a throwaway cluster of Debian's postgresql, started here)
+  (scale, soak and sweep take --store postgres: a throwaway cluster of Debian's postgresql, started here)
 
 Both build Release first, start every server on a fresh database on loopback, and stop them at the
 end. Requires wrk (Debian: apt-get install wrk). Speed lives here, never in the unit tests.
@@ -370,23 +371,58 @@ def pct(values, p):
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+class Stores:
+    """Where each server of a benchmark keeps its queue: a fresh SQLite folder each, or, with
+    --store postgres, a database each in one throwaway cluster (several servers may share one)."""
+
+    def __init__(self, kind):
+        self.kind, self.cluster, self.folders = kind, None, []
+        if kind == "postgres":
+            from postgres import ThrowawayPostgres
+            self.cluster = ThrowawayPostgres().start()
+
+    def server(self, settings, name, database=None):
+        if self.cluster is None:
+            self.folders.append(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+            return Server(SERVICE_DLL, settings, data_dir=self.folders[-1], name=name)
+        database = database or f"bench_{name}"
+        if not self.cluster.sql(f"SELECT 1 FROM pg_database WHERE datname = '{database}'", database="postgres"):
+            self.cluster.sql(f"CREATE DATABASE {database}", database="postgres")
+        connection = self.cluster.connection_string.replace("Database=ingestion", f"Database={database}")
+        return Server(SERVICE_DLL, dict(settings, **{"Storage:Provider": "Postgres", "Storage:ConnectionString": connection}), name=name)
+
+    def close(self):
+        if self.cluster is not None:
+            self.cluster.stop()
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def fill(server, ids_wanted, script):
+    """5-id POSTs (MEDIUM) with wrk until at least `ids_wanted` ids wait: many small ingestions, the shape
+    that makes any per-ingestion scan show."""
+    while request("GET", server.url + "/queue")[1]["total_waiting"] < ids_wanted:
+        wrk(server.url + "/ingest", 5, script)
+    return request("GET", server.url + "/queue")[1]["total_waiting"]
+
+
 def scale_bench(args):
     build()
+    stores = Stores(args.store)
     quick = {"Ingestion:Window": "00:00:00.200", "Upstream:SimulatedDelay": "00:00:00.050",
              "Logging:LogLevel:Default": "Warning"}
-    empty_dir, full_dir, real_dir = (tempfile.mkdtemp(prefix=f"bench-{n}-") for n in ("empty", "full", "real"))
-    empty = Server(SERVICE_DLL, quick, data_dir=empty_dir, name="empty")
-    full = Server(SERVICE_DLL, quick, data_dir=full_dir, name="full")
-    real = Server(SERVICE_DLL, {"Logging:LogLevel:Default": "Warning"}, data_dir=real_dir, name="real")
+    empty = stores.server(quick, "empty")
+    full = stores.server(quick, "full")
+    real = stores.server({"Logging:LogLevel:Default": "Warning"}, "real")
+    servers = [empty, full, real]
     try:
-        for server in (empty, full, real):
+        for server in servers:
             server.start()
 
         # A few windows at the real 5 s, running alongside the rest.
         submit(real, list(range(1, 22)))
-        real_started = time.monotonic()
 
-        print(f"\nscale: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}\n")
+        print(f"\nscale, on {args.store}: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}\n")
         accept = []
         big_ids = []
         for i in range(10):
@@ -399,6 +435,11 @@ def scale_bench(args):
               f"max {max(accept):.0f} ms (target ≤ 150 ms)")
         print(f"GET /status of a 100 000-id ingestion: median {statistics.median(status_times):.0f} ms, "
               f"max {max(status_times):.0f} ms (target ≤ 150 ms)")
+
+        # And 1 000 000 more in 5-id ingestions ahead of them, so that 200 000 ingestions wait.
+        script = post_script(list(range(1, 6)))
+        waiting = fill(full, 2_000_000, script)
+        print(f"waiting on the full queue: {waiting:,} ids (10 ingestions of 100 000, the rest of 5)")
 
         # Precision over >= 100 consecutive windows of 200 ms, on both services, with nothing else running:
         # the lateness of a window against its earliest allowed start is the time it takes to admit one.
@@ -413,32 +454,72 @@ def scale_bench(args):
             print(f"{server.name:>5} queue: {len(late)} windows at 200 ms: min gap {min(gaps) * 1000:.0f} ms, "
                   f"lateness p50 {pct(late, 50):.1f} ms, p99 {pct(late, 99):.1f} ms, max {max(late):.1f} ms "
                   f"(target p99 ≤ 20 ms, no gap < 200 ms)")
-        print(f"time to admit a window (lateness p50): 1 000 000 waiting / empty = "
+        print(f"time to admit a window (lateness p50): {waiting:,} waiting / empty = "
               f"{admission['full']:.1f} / {admission['empty']:.1f} ms")
 
         real_windows = windows_of(real)
         late, gaps = lateness(real_windows, 5.0)
         print(f" real: {len(real_windows)} windows at 5 s: min gap {min(gaps):.3f} s, lateness max {max(late):.1f} ms")
 
-        script = post_script(list(range(1, 6)))
+        # A 5-id ingestion waiting at the back of each queue: its status read, and POSTs, on both.
+        small = {server.name: submit(server, list(range(1, 6))) for server in (empty, full)}
         rows = []
         for _ in range(args.rounds):
-            rows.append(("empty", wrk(empty.url + "/ingest", args.seconds, script)))
-            rows.append(("full", wrk(full.url + "/ingest", args.seconds, script)))
-        p99_empty = statistics.median(r[2] for n, r in rows if n == "empty")
-        p99_full = statistics.median(r[2] for n, r in rows if n == "full")
-        print(f"POST /ingest p99 (5 ids, wrk -t2 -c32): empty queue {p99_empty:.2f} ms, 1 000 000 waiting "
-              f"{p99_full:.2f} ms, ratio {p99_full / p99_empty:.2f} (target ≤ 1.5)")
-        print(f"resident memory with 1 000 000 ids waiting, after the load: {full.rss_mb():.0f} MB (target ≤ 200 MB)")
+            for server in (empty, full):
+                rows.append((server.name, "post", wrk(server.url + "/ingest", args.seconds, script)))
+                rows.append((server.name, "status", wrk(f"{server.url}/status/{small[server.name]}", args.seconds)))
+        for what, label in (("post", "POST /ingest (5 ids)"), ("status", "GET /status of a waiting 5-id ingestion")):
+            med = {name: (statistics.median(r[0] for n, w, r in rows if n == name and w == what),
+                          statistics.median(r[2] for n, w, r in rows if n == name and w == what)) for name in ("empty", "full")}
+            print(f"{label}, wrk -t2 -c32: empty queue {med['empty'][0]:,.0f} req/s p99 {med['empty'][1]:.2f} ms, "
+                  f"{waiting:,} waiting {med['full'][0]:,.0f} req/s p99 {med['full'][1]:.2f} ms; "
+                  f"p99 full / empty {med['full'][1] / med['empty'][1]:.2f} (target ≤ 1.5)")
+        print(f"resident memory with {waiting:,} ids waiting, after the load: {full.rss_mb():.0f} MB (target ≤ 200 MB)")
 
         full.kill()
         restart = full.start()
-        print(f"restart with 1 000 000 ids waiting: answering HTTP after {restart * 1000:.0f} ms (target ≤ 2 s)")
+        print(f"restart with {waiting:,} ids waiting: answering HTTP after {restart * 1000:.0f} ms (target ≤ 2 s)")
     finally:
-        for server in (empty, full, real):
+        for server in servers:
             server.stop()
-        for folder in (empty_dir, full_dir, real_dir):
-            shutil.rmtree(folder, ignore_errors=True)
+        if args.store == "postgres":
+            try:
+                instances_bench(args, stores)
+            finally:
+                stores.close()
+        else:
+            stores.close()
+
+
+def instances_bench(args, stores):
+    """Three instances on one PostgreSQL database, windows of 200 ms, POSTs spread over them: every
+    window's lateness against its earliest allowed start, whichever instance admits it."""
+    quick = {"Ingestion:Window": "00:00:00.200", "Upstream:SimulatedDelay": "00:00:00.050",
+             "Logging:LogLevel:Default": "Warning"}
+    three = [stores.server(quick, f"instance{i}", database="shared") for i in range(3)]
+    try:
+        for server in three:
+            server.start()
+
+        def run(windows):  # 3 ids each, POSTed to the instances in turn, then drained
+            for k in range(windows):
+                submit(three[k % 3], [k * 3 + 1, k * 3 + 2, k * 3 + 3])
+            deadline = time.monotonic() + 120
+            while request("GET", three[0].url + "/queue")[1]["total_waiting"] > 0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(0.5)
+
+        run(30)  # warm-up: a running service has compiled its claim path long ago
+        mark = max(w["seq"] for w in windows_of(three[0], 1))
+        run(150)  # about 30 s
+        windows = [w for w in windows_of(three[0]) if w["seq"] > mark]
+        late, gaps = lateness(windows, 0.2)
+        print(f"\nthree instances on one database: {len(late)} windows at 200 ms: min gap {min(gaps) * 1000:.0f} ms, "
+              f"lateness p50 {pct(late, 50):.1f} ms, p99 {pct(late, 99):.1f} ms, max {max(late):.1f} ms "
+              f"(target: within 50 ms of the allowed start, no gap < 200 ms)")
+    finally:
+        for server in three:
+            server.stop()
 
 
 def main():
@@ -447,7 +528,7 @@ def main():
     parser.add_argument("revision", nargs="?", help="compare: the git revision to measure this checkout against")
     parser.add_argument("--seconds", type=int, default=10, help="length of one wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (medians are quoted)")
-    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite", help="soak, sweep: the store to run on")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite", help="scale, soak, sweep: the store to run on")
     parser.add_argument("--minutes", type=float, default=10, help="soak: how long")
     parser.add_argument("--posts", type=int, default=20, help="soak: 5-id POSTs per second (and as many status reads)")
     parser.add_argument("--ingestions", type=int, default=100_000, help="sweep: finished ingestions to sweep")

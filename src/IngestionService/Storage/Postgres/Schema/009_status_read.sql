@@ -21,21 +21,37 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     i record;
-    tails bigint;
-    requeued_ahead bigint;
 BEGIN
+    -- One query for the row and, while ids wait, what counts the ids ahead: the cancelled tails behind it
+    -- (they left the started total without having been ahead of it), and the handed-back ids of its
+    -- priority at or before it (`requeued` is nearly always empty, and walked from its side when not).
     SELECT s.seq, s.priority, s.created_at, s.batch_size, s.started, s.completed, s.total, s.ids, s.ids_before, s.failed, s.not_after,
-           s.cancelled_from, s.cancelled_at, s.cancel_reason
+           s.cancelled_from, s.cancelled_at, s.cancel_reason,
+           CASE WHEN s.started < s.total THEN
+               (SELECT coalesce(sum(x.total - x.cancelled_from), 0) FROM ingestions x
+                WHERE x.priority = s.priority AND x.cancelled_from < x.total AND (x.created_at, x.seq) > (s.created_at, s.seq)) END AS tails,
+           CASE WHEN s.started < s.total AND EXISTS (SELECT 1 FROM requeued) THEN
+               (SELECT count(*) FROM requeued q, LATERAL (SELECT r.priority, r.created_at FROM ingestions r WHERE r.seq = q.ingestion_seq OFFSET 0) r
+                WHERE r.priority = s.priority AND (r.created_at, q.ingestion_seq) <= (s.created_at, s.seq)) END AS requeued_ahead
     INTO i FROM ingestions s WHERE s.id = ingestion;
     IF NOT FOUND THEN
         RETURN;
     END IF;
 
-    RETURN QUERY SELECT 0::smallint, i.priority::bigint, i.batch_size::bigint, coalesce(i.cancelled_from, i.started)::bigint,
-                        i.completed::bigint, i.failed::bigint, i.created_at, i.not_after, i.ids;
+    -- Rows made of values already read are returned without running a query.
+    kind := 0; a := i.priority; b := i.batch_size; c := coalesce(i.cancelled_from, i.started); d := i.completed; e := i.failed;
+    t1 := i.created_at; t2 := i.not_after; blob := i.ids;
+    RETURN NEXT;
+    blob := NULL;
+
+    IF i.started < i.total THEN
+        kind := 3; a := i.ids_before + i.tails; b := coalesce(i.requeued_ahead, 0); c := NULL; d := NULL; e := NULL; t1 := NULL; t2 := NULL;
+        RETURN NEXT;
+    END IF;
+
     IF i.cancelled_from IS NOT NULL THEN
-        RETURN QUERY SELECT 5::smallint, i.cancelled_from::bigint, i.cancel_reason::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
-                            i.cancelled_at, NULL::timestamptz, NULL::bytea;
+        kind := 5; a := i.cancelled_from; b := i.cancel_reason; c := NULL; d := NULL; e := NULL; t1 := i.cancelled_at; t2 := NULL;
+        RETURN NEXT;
     END IF;
 
     IF i.started > 0 THEN
@@ -48,21 +64,6 @@ BEGIN
     IF i.failed > 0 THEN
         RETURN QUERY SELECT 4::smallint, r.position::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::bytea
                      FROM results r WHERE r.ingestion_seq = i.seq AND r.state = 2;
-    END IF;
-
-    IF i.started < i.total THEN
-        -- Cancelled tails behind it left the started total without having been ahead of it.
-        SELECT coalesce(sum(c.total - c.cancelled_from), 0) INTO tails FROM ingestions c
-        WHERE c.priority = i.priority AND c.cancelled_from < c.total AND (c.created_at, c.seq) > (i.created_at, i.seq);
-        -- Nearly always empty; walked from its side when not, one look-up of each id's ingestion.
-        requeued_ahead := 0;
-        IF EXISTS (SELECT 1 FROM requeued) THEN
-            SELECT count(*) INTO requeued_ahead
-            FROM requeued q, LATERAL (SELECT r.priority, r.created_at FROM ingestions r WHERE r.seq = q.ingestion_seq OFFSET 0) r
-            WHERE r.priority = i.priority AND (r.created_at, q.ingestion_seq) <= (i.created_at, i.seq);
-        END IF;
-
-        RETURN QUERY SELECT 3::smallint, i.ids_before + tails, requeued_ahead, NULL::bigint, NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::bytea;
     END IF;
 END
 $$;
