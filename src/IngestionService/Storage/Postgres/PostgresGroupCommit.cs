@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using IngestionService.Ingest;
 using Npgsql;
 using NpgsqlTypes;
@@ -41,29 +40,19 @@ internal sealed class PostgresGroupCommit : IAsyncDisposable
         """;
 
     private readonly NpgsqlDataSource _dataSource;
-    private readonly Channel<PendingEnqueue> _enqueues = Channel.CreateUnbounded<PendingEnqueue>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Task _loop;
+    private readonly PostgresGroups<NewIngestion, EnqueueResult> _groups;
 
     public PostgresGroupCommit(NpgsqlDataSource dataSource)
     {
         _dataSource = dataSource;
-        _loop = Task.Run(LoopAsync);
+        _groups = new PostgresGroups<NewIngestion, EnqueueResult>(CommitAsync, MaxIngestionsPerCommit, weight: ingestion => ingestion.Ids.Length, maxWeight: MaxIdsPerCommit);
     }
 
     /// <summary>
     /// Hands the ingestion to the next commit. Not cancellable: once handed over it may be committed, and
     /// the caller must learn the outcome rather than guess.
     /// </summary>
-    public Task<EnqueueResult> EnqueueAsync(NewIngestion ingestion)
-    {
-        var pending = new PendingEnqueue(ingestion);
-        if (!_enqueues.Writer.TryWrite(pending))
-        {
-            throw new InvalidOperationException("The store is shutting down and takes no new ingestions.");
-        }
-
-        return pending.Task;
-    }
+    public Task<EnqueueResult> EnqueueAsync(NewIngestion ingestion) => _groups.SubmitAsync(ingestion);
 
     /// <summary>Binds the parameters of <see cref="InsertSql"/> for <paramref name="ingestions"/>, in their order.</summary>
     public static void Bind(NpgsqlCommand command, IReadOnlyList<NewIngestion> ingestions)
@@ -71,8 +60,6 @@ internal sealed class PostgresGroupCommit : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(command);
         Bind(command.Parameters, ingestions);
     }
-
-    private static void Bind(NpgsqlBatchCommand command, IReadOnlyList<NewIngestion> ingestions) => Bind(command.Parameters, ingestions);
 
     private static void Bind(NpgsqlParameterCollection parameters, IReadOnlyList<NewIngestion> ingestions)
     {
@@ -86,55 +73,18 @@ internal sealed class PostgresGroupCommit : IAsyncDisposable
         parameters.AddWithValue(PostgresTotals.Deltas(ingestions, i => i.Priority, i => i.Ids.Length));
     }
 
-    private async Task LoopAsync()
+    /// <summary>One statement, so none of the group is stored if it fails; one round trip, one implicit transaction, and the other instances hear of the work once it is committed.</summary>
+    private async Task<EnqueueResult[]> CommitAsync(IReadOnlyList<NewIngestion> ingestions)
     {
-        var reader = _enqueues.Reader;
-        var batch = new List<PendingEnqueue>(MaxIngestionsPerCommit);
-        while (await reader.WaitToReadAsync())
-        {
-            var ids = 0;
-            while (batch.Count < MaxIngestionsPerCommit && (batch.Count == 0 || ids < MaxIdsPerCommit) && reader.TryRead(out var pending))
-            {
-                batch.Add(pending);
-                ids += pending.Ingestion.Ids.Length;
-            }
-
-            try
-            {
-                // One round trip, one implicit transaction: the other instances hear of the work once it is committed.
-                await using var statements = _dataSource.CreateBatch();
-                var insert = new NpgsqlBatchCommand(InsertSql);
-                Bind(insert, batch.ConvertAll(pending => pending.Ingestion));
-                statements.BatchCommands.Add(insert);
-                statements.BatchCommands.Add(new NpgsqlBatchCommand(PostgresWakeUps.NotifySql));
-                await statements.ExecuteNonQueryAsync();
-                foreach (var pending in batch)
-                {
-                    pending.TrySetResult(new EnqueueResult(pending.Ingestion.Id, EnqueueOutcome.Created));
-                }
-            }
-            catch (Exception exception)
-            {
-                // One statement: none of the batch was stored, and each request hears so.
-                foreach (var pending in batch)
-                {
-                    pending.TrySetException(exception);
-                }
-            }
-
-            batch.Clear();
-        }
+        await using var statements = _dataSource.CreateBatch();
+        var insert = new NpgsqlBatchCommand(InsertSql);
+        Bind(insert.Parameters, ingestions);
+        statements.BatchCommands.Add(insert);
+        statements.BatchCommands.Add(new NpgsqlBatchCommand(PostgresWakeUps.NotifySql));
+        await statements.ExecuteNonQueryAsync();
+        return [.. ingestions.Select(ingestion => new EnqueueResult(ingestion.Id, EnqueueOutcome.Created))];
     }
 
     /// <summary>Takes no new ingestions and waits for the ones handed over to be committed or refused.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        _enqueues.Writer.TryComplete();
-        await _loop;
-    }
-
-    private sealed class PendingEnqueue(NewIngestion ingestion) : TaskCompletionSource<EnqueueResult>(TaskCreationOptions.RunContinuationsAsynchronously)
-    {
-        public NewIngestion Ingestion { get; } = ingestion;
-    }
+    public ValueTask DisposeAsync() => _groups.DisposeAsync();
 }

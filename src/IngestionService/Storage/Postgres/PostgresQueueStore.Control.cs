@@ -28,7 +28,7 @@ public sealed partial class PostgresQueueStore
     {
         await using var command = _dataSource.CreateCommand($"""
             WITH resumed AS (UPDATE limiter SET queue_paused_at = NULL, queue_pause_reason = NULL WHERE id = 1 AND queue_paused_at IS NOT NULL RETURNING 1)
-            SELECT pg_notify('{PostgresWakeUps.Channel}', '') FROM resumed
+            SELECT {PostgresWakeUps.Notify} FROM resumed
             """);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken);
@@ -79,7 +79,7 @@ public sealed partial class PostgresQueueStore
                 UPDATE ingestions i SET priority = $2 FROM target t
                 WHERE i.seq = t.seq AND t.waits AND t.priority <> $2 RETURNING t.priority AS from_priority, i.total::bigint, i.started::bigint),
             shifted AS (
-                UPDATE queue_totals q SET {MoveTotal("enqueued", "total")}, {MoveTotal("started", "started")}
+                UPDATE queue_totals q SET {PostgresTotals.Move("enqueued", "m.total", "m.from_priority", "$2", "q")}, {PostgresTotals.Move("started", "m.started", "m.from_priority", "$2", "q")}
                 FROM moved m WHERE q.id = 1)
             SELECT waits, priority = $2, EXISTS (SELECT 1 FROM moved), priority FROM target
             """, connection, transaction))
@@ -111,7 +111,7 @@ public sealed partial class PostgresQueueStore
     {
         await using var command = _dataSource.CreateCommand($"""
             WITH changed AS (INSERT INTO limit_changes (changed_at, batch_size, window_ms) VALUES ({NowCeilingMs}, $1, $2) RETURNING seq, changed_at)
-            SELECT seq, changed_at, pg_notify('{PostgresWakeUps.Channel}', '') FROM changed
+            SELECT seq, changed_at, {PostgresWakeUps.Notify} FROM changed
             """);
         command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer, Value = (object?)limit?.BatchSize ?? DBNull.Value });
         command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer, Value = (object?)(int?)limit?.Window.TotalMilliseconds ?? DBNull.Value });
@@ -119,11 +119,6 @@ public sealed partial class PostgresQueueStore
         await reader.ReadAsync(cancellationToken);
         return new LimitChange(reader.GetInt64(0), reader.GetFieldValue<DateTimeOffset>(1), limit);
     }
-
-    /// <summary>Moves the moved ingestion's <paramref name="amount"/> (a column of <c>moved</c>) from its old priority's <paramref name="column"/> to the new one's ($2).</summary>
-    private static string MoveTotal(string column, string amount) =>
-        $"{column} = ARRAY[" + string.Join(", ", Enumerable.Range(0, 3).Select(p =>
-            $"q.{column}[{p + 1}] + CASE {p} WHEN $2 THEN m.{amount} WHEN m.from_priority THEN -m.{amount} ELSE 0 END")) + "]";
 
     /// <summary>
     /// The cancel of a tail [started, total): `started` moves to `total`, so the pending index and the claim

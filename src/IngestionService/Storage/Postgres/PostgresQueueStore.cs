@@ -267,7 +267,7 @@ public sealed partial class PostgresQueueStore : IQueueStore, IAsyncDisposable
             CROSS JOIN LATERAL generate_series(0, wi.count - 1) AS g(i)
             ON CONFLICT DO NOTHING
         )
-        SELECT seq, owner, id_count, pg_notify('{PostgresWakeUps.Channel}', '') FROM abandoned
+        SELECT seq, owner, id_count, {PostgresWakeUps.Notify} FROM abandoned
         """;
 
     /// <summary>Tells the listening instances (<see cref="PostgresWakeUps"/>) once the transaction commits.</summary>

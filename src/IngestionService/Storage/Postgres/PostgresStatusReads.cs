@@ -1,5 +1,4 @@
 using System.Data.Common;
-using System.Threading.Channels;
 using IngestionService.Ingest;
 using IngestionService.Scheduling;
 using Npgsql;
@@ -16,7 +15,7 @@ namespace IngestionService.Storage.Postgres;
 public sealed class PostgresStatusReads : IAsyncDisposable
 {
     private const int MaxReadsPerStatement = 128;
-    private const int Readers = 2;
+    private const int ConcurrentReads = 2;
 
     /// <summary>
     /// Rows of ingestion <c>ord</c> (1-based, in the order of the ids) and, at <c>ord</c> 0, what every one
@@ -33,68 +32,23 @@ public sealed class PostgresStatusReads : IAsyncDisposable
         """;
 
     private readonly NpgsqlDataSource _dataSource;
-    private readonly Channel<PendingRead> _reads = Channel.CreateUnbounded<PendingRead>();
-    private readonly Task[] _loops;
+    private readonly PostgresGroups<Guid, IngestionSnapshot?> _groups;
 
     public PostgresStatusReads(NpgsqlDataSource dataSource)
     {
         _dataSource = dataSource;
-        _loops = [.. Enumerable.Range(0, Readers).Select(_ => Task.Run(LoopAsync))];
+        _groups = new PostgresGroups<Guid, IngestionSnapshot?>(ReadGroupAsync, MaxReadsPerStatement, ConcurrentReads);
     }
 
-    public Task<IngestionSnapshot?> ReadAsync(Guid ingestionId, CancellationToken cancellationToken)
-    {
-        var pending = new PendingRead(ingestionId);
-        if (!_reads.Writer.TryWrite(pending))
-        {
-            throw new ObjectDisposedException(nameof(PostgresStatusReads), "The store is shutting down.");
-        }
+    /// <summary>The group is read whoever stops waiting: a caller that gives up only stops waiting for it.</summary>
+    public Task<IngestionSnapshot?> ReadAsync(Guid ingestionId, CancellationToken cancellationToken) =>
+        _groups.SubmitAsync(ingestionId).WaitAsync(cancellationToken);
 
-        // The group is read whoever stops waiting: a caller that gives up only stops waiting for it.
-        return cancellationToken.CanBeCanceled ? pending.Task.WaitAsync(cancellationToken) : pending.Task;
-    }
-
-    private async Task LoopAsync()
-    {
-        var reader = _reads.Reader;
-        var group = new List<PendingRead>(MaxReadsPerStatement);
-        while (await reader.WaitToReadAsync())
-        {
-            while (group.Count < MaxReadsPerStatement && reader.TryRead(out var pending))
-            {
-                group.Add(pending);
-            }
-
-            if (group.Count == 0)
-            {
-                continue; // the other loop took them
-            }
-
-            try
-            {
-                var snapshots = await ReadGroupAsync(group);
-                for (var i = 0; i < group.Count; i++)
-                {
-                    group[i].TrySetResult(snapshots[i]);
-                }
-            }
-            catch (Exception exception)
-            {
-                foreach (var pending in group)
-                {
-                    pending.TrySetException(exception);
-                }
-            }
-
-            group.Clear();
-        }
-    }
-
-    private async Task<IngestionSnapshot?[]> ReadGroupAsync(List<PendingRead> group)
+    private async Task<IngestionSnapshot?[]> ReadGroupAsync(IReadOnlyList<Guid> ingestionIds)
     {
         await using var command = _dataSource.CreateCommand(Sql);
-        command.Parameters.AddWithValue(group.ConvertAll(pending => pending.IngestionId).ToArray());
-        var builders = new SnapshotRows?[group.Count];
+        command.Parameters.AddWithValue(ingestionIds.ToArray());
+        var builders = new SnapshotRows?[ingestionIds.Count];
         var shared = new SnapshotRows();
         await using (var reader = await command.ExecuteReaderAsync())
         {
@@ -105,25 +59,16 @@ public sealed class PostgresStatusReads : IAsyncDisposable
             }
         }
 
-        var snapshots = new IngestionSnapshot?[group.Count];
-        for (var i = 0; i < group.Count; i++)
+        var snapshots = new IngestionSnapshot?[ingestionIds.Count];
+        for (var i = 0; i < ingestionIds.Count; i++)
         {
-            snapshots[i] = builders[i]?.Build(group[i].IngestionId, shared);
+            snapshots[i] = builders[i]?.Build(ingestionIds[i], shared);
         }
 
         return snapshots;
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        _reads.Writer.TryComplete();
-        await Task.WhenAll(_loops);
-    }
-
-    private sealed class PendingRead(Guid ingestionId) : TaskCompletionSource<IngestionSnapshot?>(TaskCreationOptions.RunContinuationsAsynchronously)
-    {
-        public Guid IngestionId { get; } = ingestionId;
-    }
+    public ValueTask DisposeAsync() => _groups.DisposeAsync();
 
     /// <summary>The rows of one ingestion, told apart by their kind (column 1), gathered into its snapshot.</summary>
     private sealed class SnapshotRows

@@ -18,21 +18,28 @@ internal static class PostgresTotals
     public const string ByPriority = "SELECT priority, enqueued, started, requeued FROM queue_totals_by_priority()";
 
     /// <summary>An assignment that adds the per-priority deltas of the bigint[] parameter <paramref name="deltas"/> to <paramref name="column"/>.</summary>
-    public static string Add(string column, string deltas) =>
-        $"{column} = ARRAY[{column}[1] + {deltas}[1], {column}[2] + {deltas}[2], {column}[3] + {deltas}[3]]";
+    public static string Add(string column, string deltas) => Change(column, priority => $"{deltas}[{priority + 1}]");
 
     /// <summary>
     /// A statement for a data-modifying CTE that adds the ids of <paramref name="cte"/> (its columns
     /// <c>priority</c> and <c>ids</c>, one row per ingestion) to the started totals: cancelled and expired
     /// tails leave the queue as started ids do. Touches the row only if the CTE has rows.
     /// </summary>
-    public static string StartCancelled(string cte) => $"""
-        UPDATE queue_totals SET started = ARRAY[
-            started[1] + (SELECT coalesce(sum(ids), 0) FROM {cte} WHERE priority = 0),
-            started[2] + (SELECT coalesce(sum(ids), 0) FROM {cte} WHERE priority = 1),
-            started[3] + (SELECT coalesce(sum(ids), 0) FROM {cte} WHERE priority = 2)]
-        WHERE id = 1 AND EXISTS (SELECT 1 FROM {cte})
-        """;
+    public static string StartCancelled(string cte) =>
+        $"UPDATE queue_totals SET {Change("started", priority => $"(SELECT coalesce(sum(ids), 0) FROM {cte} WHERE priority = {priority})")} WHERE id = 1 AND EXISTS (SELECT 1 FROM {cte})";
+
+    /// <summary>
+    /// An assignment that moves <paramref name="amount"/>, an expression of an ingestion moved from priority
+    /// <paramref name="from"/> to <paramref name="to"/> (both SQL expressions), between their totals in
+    /// <paramref name="column"/> of <c>queue_totals</c> named <paramref name="table"/> (the statement's other
+    /// tables may have columns of the same names).
+    /// </summary>
+    public static string Move(string column, string amount, string from, string to, string table) =>
+        Change(column, priority => $"CASE {priority} WHEN {to} THEN {amount} WHEN {from} THEN -{amount} ELSE 0 END", $"{table}.");
+
+    /// <summary>The one shape of every change of a total: <c>column = ARRAY[column[1] + amount(0), ...]</c>, one amount per priority.</summary>
+    private static string Change(string column, Func<int, string> amountOf, string qualifier = "") =>
+        $"{column} = ARRAY[" + string.Join(", ", Enumerable.Range(0, 3).Select(priority => $"{qualifier}{column}[{priority + 1}] + {amountOf(priority)}")) + "]";
 
     /// <summary>The per-priority deltas of ids, as the bigint[] that <see cref="Add"/> adds.</summary>
     public static long[] Deltas<T>(IEnumerable<T> items, Func<T, Priority> priority, Func<T, long> count)

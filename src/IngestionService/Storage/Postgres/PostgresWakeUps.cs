@@ -17,8 +17,11 @@ internal sealed partial class PostgresWakeUps(IServiceProvider services, IOption
 {
     public const string Channel = "ingestion_work";
 
-    /// <summary>Run inside a transaction: the listeners hear it once the transaction commits.</summary>
-    public const string NotifySql = $"SELECT pg_notify('{Channel}', '')";
+    /// <summary>The SQL expression that tells the listeners, once its transaction commits; in the select list of a statement that already runs.</summary>
+    public const string Notify = $"pg_notify('{Channel}', '')";
+
+    /// <summary><see cref="Notify"/> as a statement of its own.</summary>
+    public const string NotifySql = $"SELECT {Notify}";
 
     private static readonly TimeSpan Reconnect = TimeSpan.FromSeconds(1);
 
