@@ -3,6 +3,7 @@ using IngestionService.Dashboard;
 using IngestionService.Dispatch;
 using IngestionService.Hosting;
 using IngestionService.Ingest;
+using IngestionService.Notifications;
 using IngestionService.Observability;
 using IngestionService.Storage;
 using IngestionService.Upstream;
@@ -16,6 +17,7 @@ builder.Services.AddIngestionApi();     // request limits, JSON shapes, the subm
 builder.Services.AddStorage();          // the durable source of truth (SQLite by default)
 builder.Services.AddUpstream(builder.Configuration); // the external API the ids are fetched from, and its retry policy
 builder.Services.AddDispatcher();       // the one loop that admits windows under the rate limit
+builder.Services.AddNotifications();    // signed webhooks from the durable outbox
 builder.Services.AddQueueControl();     // an operator's pause and resume, behind Admin:ApiKey when it is set
 builder.Services.AddDashboard();        // the queue as GET /queue and the control calls show it
 builder.Services.AddObservability();    // /metrics (Prometheus), /health/live, /health/ready
@@ -31,6 +33,7 @@ app.MapWindowLogApi();
 app.MapQueueControlApi();               // POST /queue/pause and /queue/resume
 app.MapIngestionControlApi();           // POST /ingestions/{id}/cancel, PATCH /ingestions/{id}
 app.MapLimitsApi();                     // GET, PUT and DELETE /limits
+app.MapDeliveriesApi();                 // GET /ingestions/{id}/deliveries
 app.MapDashboard();                     // the live page at / and the GET /queue and /ingestions it polls
 app.MapObservability();
 app.MapApiDocumentation();

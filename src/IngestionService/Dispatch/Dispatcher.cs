@@ -30,7 +30,8 @@ public sealed partial class Dispatcher(
     LimitInForce limits,
     ILogger<Dispatcher> logger,
     IngestionMetrics? metrics = null,
-    StoreWrites? writes = null) : BackgroundService
+    StoreWrites? writes = null,
+    Notifications.OutboxSignal? finals = null) : BackgroundService
 {
     private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
 
@@ -120,6 +121,7 @@ public sealed partial class Dispatcher(
         {
             metrics?.IdsCancelled(claim.Expired, CancelReason.Expired);
             LogExpired(logger, claim.Expired);
+            finals?.Notify(); // an ingestion whose every waiting id expired is final now
         }
 
         if (claim.Window is not { } window)
@@ -212,6 +214,7 @@ public sealed partial class Dispatcher(
         }
 
         metrics?.WindowFinished(outcome);
+        finals?.Notify(); // the window may have made ingestions final: their events are in the outbox
         LogWindowCompleted(logger, window.Seq, window.StartedAt, finishedAt, new WindowItemsText(window.Items));
         return window;
     }

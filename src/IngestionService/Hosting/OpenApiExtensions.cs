@@ -193,7 +193,8 @@ public static class ApiSections
     public const string Results = "Results";
     public const string QueueAndWindows = "Queue and windows";
     public const string Control = "Queue control";
+    public const string Notifications = "Notifications";
     public const string Operations = "Operations";
 
-    public static readonly string[] InReadingOrder = [SubmitAndTrack, Results, QueueAndWindows, Control, Operations];
+    public static readonly string[] InReadingOrder = [SubmitAndTrack, Results, Notifications, QueueAndWindows, Control, Operations];
 }

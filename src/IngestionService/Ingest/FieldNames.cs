@@ -5,7 +5,7 @@ namespace IngestionService.Ingest;
 /// <summary>The request's field names, and the one a misspelt or mis-cased name most likely meant.</summary>
 internal static class FieldNames
 {
-    private static readonly string[] Known = ["ids", "priority", "not_after"];
+    private static readonly string[] Known = ["ids", "priority", "not_after", "callback_url"];
 
     public static string? Closest(string name) => Closest(name, Known);
 

@@ -14,6 +14,9 @@ public sealed record IngestParseResult(IngestParseOutcome Outcome, Priority Prio
     /// <summary>The optional <c>not_after</c>: ids not started by then expire.</summary>
     public DateTimeOffset? NotAfter { get; init; }
 
+    /// <summary>The optional <c>callback_url</c>: told when the ingestion is done. Its spelling is checked; its host is not yet.</summary>
+    public Uri? CallbackUrl { get; init; }
+
     public static IngestParseResult Ok(Priority priority, int[] ids) => new(IngestParseOutcome.Ok, priority, ids, null, null);
 
     public static IngestParseResult Malformed(string detail) => new(IngestParseOutcome.Malformed, default, [], detail, null);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
+using IngestionService.Notifications;
 
 namespace IngestionService.Ingest;
 
@@ -65,6 +66,8 @@ public static class IngestRequestParser
         var sawIds = false;
         var sawPriority = false;
         var sawNotAfter = false;
+        var sawCallback = false;
+        Uri? callback = null;
         Priority? priority = null;
         DateTimeOffset? notAfter = null;
         HashSet<string>? intended = null;
@@ -88,42 +91,31 @@ public static class IngestRequestParser
             {
                 if (reader.ValueTextEquals("ids"u8))
                 {
-                    reader.Read();
-                    if (sawIds)
+                    if (FirstTime(ref reader, ref sawIds, "ids", errors))
                     {
-                        errors["ids"] = ["'ids' is given more than once."];
-                        reader.Skip();
-                        continue;
+                        ReadIds(ref reader, maxIds, ids, errors, ref idCount, ref invalidIds);
                     }
-
-                    sawIds = true;
-                    ReadIds(ref reader, maxIds, ids, errors, ref idCount, ref invalidIds);
                 }
                 else if (reader.ValueTextEquals("not_after"u8))
                 {
-                    reader.Read();
-                    if (sawNotAfter)
+                    if (FirstTime(ref reader, ref sawNotAfter, "not_after", errors))
                     {
-                        errors["not_after"] = ["'not_after' is given more than once."];
-                        reader.Skip();
-                        continue;
+                        notAfter = ReadNotAfter(ref reader, errors);
                     }
-
-                    sawNotAfter = true;
-                    notAfter = ReadNotAfter(ref reader, errors);
+                }
+                else if (reader.ValueTextEquals("callback_url"u8))
+                {
+                    if (FirstTime(ref reader, ref sawCallback, "callback_url", errors))
+                    {
+                        callback = ReadCallbackUrl(ref reader, errors);
+                    }
                 }
                 else if (reader.ValueTextEquals("priority"u8))
                 {
-                    reader.Read();
-                    if (sawPriority)
+                    if (FirstTime(ref reader, ref sawPriority, "priority", errors))
                     {
-                        errors["priority"] = ["'priority' is given more than once."];
-                        reader.Skip();
-                        continue;
+                        priority = ReadPriority(ref reader, errors);
                     }
-
-                    sawPriority = true;
-                    priority = ReadPriority(ref reader, errors);
                 }
                 else
                 {
@@ -138,7 +130,7 @@ public static class IngestRequestParser
                     }
 
                     errors[Truncate(name)] = [meant is null
-                        ? $"'{Truncate(name)}' is not a field of this request; the fields are 'ids', 'priority' and the optional 'not_after'."
+                        ? $"'{Truncate(name)}' is not a field of this request; the fields are 'ids', 'priority' and the optional 'not_after' and 'callback_url'."
                         : $"'{Truncate(name)}' is not a field of this request; did you mean '{meant}'?"];
                 }
             }
@@ -173,7 +165,7 @@ public static class IngestRequestParser
 
         return errors.Count > 0 || priority is null
             ? IngestParseResult.Invalid(errors)
-            : IngestParseResult.Ok(priority.Value, [.. ids]) with { NotAfter = notAfter };
+            : IngestParseResult.Ok(priority.Value, [.. ids]) with { NotAfter = notAfter, CallbackUrl = callback };
     }
 
     private static void ReadIds(ref Utf8JsonReader reader, int maxIds, List<int> ids, Dictionary<string, string[]> errors, ref int count, ref int invalid)
@@ -281,6 +273,45 @@ public static class IngestRequestParser
         errors["not_after"] = [$"'not_after' must be a string, an ISO-8601 time with an offset, not {Describe(reader.TokenType)}."];
         reader.Skip();
         return null;
+    }
+
+    /// <summary>Moves to the field's value; false (the value skipped, the error noted) when the field was given before.</summary>
+    private static bool FirstTime(ref Utf8JsonReader reader, ref bool seen, string field, Dictionary<string, string[]> errors)
+    {
+        reader.Read();
+        if (seen)
+        {
+            errors[field] = [$"'{field}' is given more than once."];
+            reader.Skip();
+            return false;
+        }
+
+        seen = true;
+        return true;
+    }
+
+    /// <summary>An absolute http or https URL (<see cref="CallbackAddress"/>); whether its host may be called is checked after parsing.</summary>
+    private static Uri? ReadCallbackUrl(ref Utf8JsonReader reader, Dictionary<string, string[]> errors)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return null;
+        }
+
+        if (reader.TokenType != JsonTokenType.String)
+        {
+            errors["callback_url"] = [$"'callback_url' must be a string, an absolute http or https URL, not {Describe(reader.TokenType)}."];
+            reader.Skip();
+            return null;
+        }
+
+        var text = reader.GetString() ?? string.Empty;
+        if (CallbackAddress.CheckSyntax(text, out var url) is { } problem)
+        {
+            errors["callback_url"] = [$"'callback_url' {problem}"];
+        }
+
+        return url;
     }
 
     /// <summary>Ends in Z or ±hh:mm after a time of day.</summary>

@@ -1,6 +1,7 @@
 using System.Buffers;
 using IngestionService.Dispatch;
 using IngestionService.Hosting;
+using IngestionService.Notifications;
 using IngestionService.Storage;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -28,6 +29,7 @@ public static class IngestionApi
                     services.GetRequiredService<IngestionSubmitter>(),
                     services.GetRequiredService<Backpressure>(),
                     services.GetRequiredService<IOptions<IngestionOptions>>(),
+                    services.GetRequiredService<IOptions<NotificationOptions>>(),
                     services.GetRequiredService<TimeProvider>(),
                     cancellationToken))
             .WithName("Ingest")
@@ -79,6 +81,7 @@ public static class IngestionApi
         IngestionSubmitter submitter,
         Backpressure backpressure,
         IOptions<IngestionOptions> options,
+        IOptions<NotificationOptions> notifications,
         TimeProvider clock,
         CancellationToken cancellationToken)
     {
@@ -146,7 +149,7 @@ public static class IngestionApi
             case IngestParseOutcome.TooLarge:
                 return Problems.Of(StatusCodes.Status413PayloadTooLarge, "Too many ids", parsed.Detail);
             case IngestParseOutcome.Invalid:
-                return Problems.Invalid(parsed.Errors!, "Send {\"ids\": [integers between 1 and 1000000007], \"priority\": \"HIGH\" | \"MEDIUM\" | \"LOW\"}, and optionally \"not_after\": an ISO-8601 time with an offset.");
+                return Problems.Invalid(parsed.Errors!, "Send {\"ids\": [integers between 1 and 1000000007], \"priority\": \"HIGH\" | \"MEDIUM\" | \"LOW\"}, and optionally \"not_after\": an ISO-8601 time with an offset, and \"callback_url\": an http or https URL.");
         }
 
         // A client's retry of a stored request is answered as such even once its not_after has passed.
@@ -158,6 +161,12 @@ public static class IngestionApi
                 "not_after",
                 $"'not_after' ({notAfter.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ}) is not in the future: every id would expire unstarted.",
                 "Nothing was stored. Send a not_after later than now, or none.");
+        }
+
+        var (callback, unreachable) = await CallbackTarget.ResolveAsync(parsed, request, notifications.Value, cancellationToken);
+        if (unreachable is not null)
+        {
+            return Problems.Invalid("callback_url", unreachable, "Nothing was stored. Send a callback_url on the public internet, or none.");
         }
 
         if (earlier is null
@@ -177,7 +186,7 @@ public static class IngestionApi
                 $"The ids waiting at {parsed.Priority.ToWire()} priority and above, with these, would take {Seconds(verdict.Drain)} to fetch at the rate limit, more than Ingestion:MaxBacklog ({Seconds(options.Value.MaxBacklog!.Value)}). Try again in {(long)verdict.RetryAfter.TotalSeconds} s; nothing was stored.");
         }
 
-        var result = earlier ?? await submitter.SubmitAsync(parsed, idempotencyKey, cancellationToken);
+        var result = earlier ?? await submitter.SubmitAsync(parsed, idempotencyKey, callback, cancellationToken);
         switch (result.Outcome)
         {
             case EnqueueOutcome.KeyConflict:
@@ -274,7 +283,8 @@ public static class IngestionApi
 /// <param name="Ids">1 to Ingestion:MaxIdsPerRequest JSON integers, each in 1 ..= 1000000007; duplicates are processed as given.</param>
 /// <param name="Priority">HIGH, MEDIUM or LOW.</param>
 /// <param name="NotAfter">Optional: an ISO-8601 time with an offset, in the future. Ids not started by then are cancelled (cancel_reason 'expired') at the next admission, so no call is spent on them.</param>
-public sealed record IngestRequest(int[] Ids, Priority Priority, DateTimeOffset? NotAfter = null);
+/// <param name="CallbackUrl">Optional: an absolute http or https URL (at most 2 048 characters) on the public internet, POSTed a signed ingestion.completed or ingestion.cancelled event once nothing of the ingestion is left to run (Standard Webhooks headers). Unset: Notifications:Url, if configured.</param>
+public sealed record IngestRequest(int[] Ids, Priority Priority, DateTimeOffset? NotAfter = null, Uri? CallbackUrl = null);
 
 /// <summary>The answer of <c>POST /ingest</c>.</summary>
 public sealed record IngestAccepted(Guid IngestionId);

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using IngestionService.Dispatch;
+using IngestionService.Notifications;
 using IngestionService.Scheduling;
 using IngestionService.Storage;
 using Microsoft.Extensions.Options;
@@ -14,9 +15,10 @@ public sealed class IngestionSubmitter(IQueueStore store, DispatchSignal signal,
 
     /// <summary>
     /// Stores the ingestion, or with an idempotency key seen before, answers the ingestion that key created
-    /// (same request) or a conflict (a different one) and stores nothing.
+    /// (same request) or a conflict (a different one) and stores nothing. With a <paramref name="callback"/>,
+    /// that callback is told when the ingestion is done; null: nobody is.
     /// </summary>
-    public async Task<EnqueueResult> SubmitAsync(IngestParseResult request, string? idempotencyKey, CancellationToken cancellationToken)
+    public async Task<EnqueueResult> SubmitAsync(IngestParseResult request, string? idempotencyKey, CallbackTarget? callback, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
 
@@ -24,7 +26,12 @@ public sealed class IngestionSubmitter(IQueueStore store, DispatchSignal signal,
         var now = Milliseconds.Floor(clock.GetUtcNow());
         var key = idempotencyKey is null ? null : new IdempotencyKey(idempotencyKey, RequestHash(request), now + _keyLifetime);
         var notAfter = request.NotAfter is { } given ? Milliseconds.Floor(given.ToUniversalTime()) : (DateTimeOffset?)null;
-        var ingestion = new NewIngestion(IngestionIds.New(now), request.Priority, now, limits.Current.BatchSize, request.Ids, key, notAfter);
+        var id = IngestionIds.New(now);
+        var ingestion = new NewIngestion(id, request.Priority, now, limits.Current.BatchSize, request.Ids, key, notAfter)
+        {
+            CallbackUrl = callback?.Url,
+            StatusUrl = callback?.StatusUrlOf(id),
+        };
         var result = await store.EnqueueAsync(ingestion, cancellationToken);
         if (result.Outcome == EnqueueOutcome.Created)
         {
@@ -44,7 +51,8 @@ public sealed class IngestionSubmitter(IQueueStore store, DispatchSignal signal,
     /// <summary>
     /// What "the same request" means for an idempotency key: the same priority, the same ids in the same
     /// order and the same not_after (to the millisecond, whatever its offset), however the JSON was spaced
-    /// or its fields ordered. A request without not_after hashes as it did before the field existed.
+    /// or its fields ordered, and the same callback_url if it gave one. A request without not_after or
+    /// callback_url hashes as it did before those fields existed.
     /// </summary>
     internal static byte[] RequestHash(IngestParseResult request)
     {
@@ -57,6 +65,12 @@ public sealed class IngestionSubmitter(IQueueStore store, DispatchSignal signal,
         {
             BinaryPrimitives.WriteInt64LittleEndian(buffer, notAfter.ToUnixTimeMilliseconds());
             hash.AppendData(buffer);
+        }
+
+        if (request.CallbackUrl is { } callback)
+        {
+            hash.AppendData("callback_url:"u8);
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(callback.AbsoluteUri));
         }
 
         return hash.GetHashAndReset();

@@ -21,7 +21,7 @@ public sealed class IngestionMetrics
     private long _pauses;
     private long _cancelledRequested;
     private long _cancelledExpired;
-    private readonly long[] _purged = new long[4];
+    private readonly long[] _purged = new long[5];
     private readonly UpDownCounter<long> _idsInFlight;
     private readonly Histogram<double> _waitDuration;
     private readonly Histogram<double> _upstreamDuration;
@@ -132,11 +132,12 @@ public sealed class IngestionMetrics
         Interlocked.Add(ref _purged[1], batch.Results);
         Interlocked.Add(ref _purged[2], batch.Windows);
         Interlocked.Add(ref _purged[3], batch.Keys);
+        Interlocked.Add(ref _purged[4], batch.Events);
     }
 
     private IEnumerable<Measurement<long>> Purged()
     {
-        string[] tables = ["ingestions", "results", "windows", "idempotency_keys"];
+        string[] tables = ["ingestions", "results", "windows", "idempotency_keys", "outbox"];
         for (var i = 0; i < tables.Length; i++)
         {
             yield return new Measurement<long>(Volatile.Read(ref _purged[i]), new KeyValuePair<string, object?>("ingestion.table", tables[i]));

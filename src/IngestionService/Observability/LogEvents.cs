@@ -44,4 +44,10 @@ internal static class LogEvents
     public const int SweepFailed = 601;
     public const int StoreRefusingWrites = 602;
     public const int StoreWritesAgain = 603;
+
+    public const int WebhooksUnsigned = 700;
+    public const int OutboxFailed = 701;
+    public const int DeliveryRecordFailed = 702;
+    public const int DeliveryRetrying = 703;
+    public const int DeliveryDone = 704;
 }

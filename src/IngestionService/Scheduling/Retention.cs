@@ -91,7 +91,7 @@ public readonly record struct PurgeRequest(DateTimeOffset Now, DateTimeOffset Fi
 /// What one batch deleted, and whether more is due (<see cref="More"/>: the sweep goes on at once);
 /// <see cref="Busy"/> when another instance is sweeping the shared store (this one deleted nothing).
 /// </summary>
-public readonly record struct PurgeResult(int Ingestions, long Results, int Windows, int Keys, bool More, bool Busy = false)
+public readonly record struct PurgeResult(int Ingestions, long Results, int Windows, int Keys, bool More, bool Busy = false, int Events = 0)
 {
     public static PurgeResult None => new(0, 0, 0, 0, More: false);
 
@@ -99,15 +99,18 @@ public readonly record struct PurgeResult(int Ingestions, long Results, int Wind
 
     /// <summary>
     /// What a batch that looked at <paramref name="candidates"/> finished ingestions deleted; more is due when
-    /// the id budget left some of them, or any of its three selections came back full.
+    /// the id budget left some of them, or any of its four selections came back full. <paramref name="events"/>
+    /// are webhook events delivered (or given up) before the retention, with their attempts.
     /// </summary>
-    public static PurgeResult Of(int candidates, int ingestions, long results, int windows, int keys) =>
+    public static PurgeResult Of(int candidates, int ingestions, long results, int windows, int keys, int events) =>
         new(ingestions, results, windows, keys,
-            More: ingestions < candidates || candidates == Retention.RowsPerBatch || windows == Retention.RowsPerBatch || keys == Retention.RowsPerBatch);
+            More: ingestions < candidates || candidates == Retention.RowsPerBatch || windows == Retention.RowsPerBatch || keys == Retention.RowsPerBatch || events == Retention.RowsPerBatch,
+            Events: events);
 
     /// <summary>The deletions of two batches together; busy when the later one was.</summary>
     public static PurgeResult operator +(PurgeResult earlier, PurgeResult later) =>
-        new(earlier.Ingestions + later.Ingestions, earlier.Results + later.Results, earlier.Windows + later.Windows, earlier.Keys + later.Keys, later.More, later.Busy);
+        new(earlier.Ingestions + later.Ingestions, earlier.Results + later.Results, earlier.Windows + later.Windows, earlier.Keys + later.Keys, later.More, later.Busy,
+            earlier.Events + later.Events);
 
-    public long Rows => Ingestions + Results + Windows + Keys;
+    public long Rows => Ingestions + Results + Windows + Keys + Events;
 }

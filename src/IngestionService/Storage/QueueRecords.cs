@@ -11,8 +11,17 @@ public sealed record LimitChange(long Seq, DateTimeOffset ChangedAt, Scheduling.
 /// <summary>An operator's pause of the queue: since when, and why (null when no reason was given).</summary>
 public sealed record QueuePause(DateTimeOffset PausedAt, string? Reason);
 
-/// <summary>An accepted request, as it is stored; ids not started by <see cref="NotAfter"/> expire.</summary>
-public sealed record NewIngestion(Guid Id, Priority Priority, DateTimeOffset CreatedAt, int BatchSize, int[] Ids, IdempotencyKey? Idempotency = null, DateTimeOffset? NotAfter = null);
+/// <summary>
+/// An accepted request, as it is stored; ids not started by <see cref="NotAfter"/> expire. With a
+/// <see cref="CallbackUrl"/>, the transaction that makes it final writes its event to the outbox, linking
+/// to <see cref="StatusUrl"/>.
+/// </summary>
+public sealed record NewIngestion(Guid Id, Priority Priority, DateTimeOffset CreatedAt, int BatchSize, int[] Ids, IdempotencyKey? Idempotency = null, DateTimeOffset? NotAfter = null)
+{
+    public Uri? CallbackUrl { get; init; }
+
+    public string? StatusUrl { get; init; }
+}
 
 /// <summary>Why an ingestion's unstarted ids were cancelled; the numbers are stored.</summary>
 [System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<CancelReason>))]

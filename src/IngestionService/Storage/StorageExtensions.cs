@@ -36,6 +36,11 @@ public static class StorageExtensions
         services.AddSingleton<IQueueReader>(provider => IsPostgres(provider)
             ? provider.GetRequiredService<PostgresQueueReader>()
             : provider.GetRequiredService<SqliteQueueReader>());
+        services.AddSingleton<SqliteOutboxStore>();
+        services.AddSingleton<PostgresOutboxStore>();
+        services.AddSingleton<IOutboxStore>(provider => IsPostgres(provider)
+            ? provider.GetRequiredService<PostgresOutboxStore>()
+            : provider.GetRequiredService<SqliteOutboxStore>());
         services.AddSingleton<StoreWrites>();
         services.AddExceptionHandler<Hosting.StoreRefusedHandler>(); // a full disk answers 503, not 500
         services.AddHostedService<PostgresWakeUps>(); // returns at once on SQLite

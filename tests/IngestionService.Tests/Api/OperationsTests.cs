@@ -45,8 +45,8 @@ public sealed class OperationsTests
             .Select(operation => operation.Value.GetProperty("tags").EnumerateArray().Single().GetString())
             .Distinct()
             .Order();
-        Assert.Equal(["Operations", "Queue and windows", "Queue control", "Results", "Submit and track"], sections);
-        Assert.Equal(["Submit and track", "Results", "Queue and windows", "Queue control", "Operations"], document.GetProperty("tags").EnumerateArray().Select(t => t.GetProperty("name").GetString()));
+        Assert.Equal(["Notifications", "Operations", "Queue and windows", "Queue control", "Results", "Submit and track"], sections);
+        Assert.Equal(["Submit and track", "Results", "Notifications", "Queue and windows", "Queue control", "Operations"], document.GetProperty("tags").EnumerateArray().Select(t => t.GetProperty("name").GetString()));
         var ready = document.GetProperty("paths").GetProperty("/health/ready").GetProperty("get");
         Assert.Equal(["200", "503"], ready.GetProperty("responses").EnumerateObject().Select(r => r.Name).Order());
         Assert.Equal("text/plain", document.GetProperty("paths").GetProperty("/metrics").GetProperty("get").GetProperty("responses").GetProperty("200").GetProperty("content").EnumerateObject().Single().Name);

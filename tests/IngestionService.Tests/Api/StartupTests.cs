@@ -21,6 +21,14 @@ public sealed class StartupTests
     [InlineData("Ingestion:IdempotencyKeyLifetime", "00:00:01")]
     [InlineData("Ingestion:AcceptedStatusCode", "204")]
     [InlineData("Ingestion:Retention", "00:00:30")]
+    [InlineData("Notifications:SigningSecret", "not-a-whsec-secret")]
+    [InlineData("Notifications:SigningSecret", "whsec_c2hvcnQ=")] // 5 bytes: too short to sign with
+    [InlineData("Notifications:Url", "ftp://example.com/hook")]
+    [InlineData("Notifications:Url", "http://127.0.0.1:9/hook")]
+    [InlineData("Notifications:Url", "http://localhost:9/hook")]
+    [InlineData("Notifications:MaxAge", "00:00:00")]
+    [InlineData("Notifications:Timeout", "00:00:00")]
+    [InlineData("Notifications:MaxConcurrentDeliveries", "0")]
     public async Task ABadSettingStopsTheStartWithAMessageNamingItsKey(string key, string value)
     {
         await using var app = new IngestionApp(new() { [key] = value });

@@ -81,7 +81,7 @@ public sealed class SchedulingHarness : IAsyncDisposable
     /// <summary>Submits with a <c>not_after</c>: ids not started by then expire.</summary>
     public async Task<Guid> SubmitAsync(Priority priority, DateTimeOffset? notAfter, params int[] ids)
     {
-        var result = await Submitter.SubmitAsync(IngestParseResult.Ok(priority, ids) with { NotAfter = notAfter }, null, CancellationToken.None);
+        var result = await Submitter.SubmitAsync(IngestParseResult.Ok(priority, ids) with { NotAfter = notAfter }, null, null, CancellationToken.None);
         await QuiescentAsync();
         return result.IngestionId;
     }

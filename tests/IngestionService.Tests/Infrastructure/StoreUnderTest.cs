@@ -17,10 +17,11 @@ public sealed class StoreUnderTest : IQueueStore, IQueueReader, IAsyncDisposable
 {
     private readonly Func<ValueTask> _dispose;
 
-    private StoreUnderTest(IQueueStore queue, IQueueReader reader, Func<ValueTask> dispose, SqliteDatabase? sqlite = null)
+    private StoreUnderTest(IQueueStore queue, IQueueReader reader, IOutboxStore outbox, Func<ValueTask> dispose, SqliteDatabase? sqlite = null)
     {
         Queue = queue;
         Reader = reader;
+        Outbox = outbox;
         Sqlite = sqlite;
         _dispose = dispose;
     }
@@ -28,6 +29,9 @@ public sealed class StoreUnderTest : IQueueStore, IQueueReader, IAsyncDisposable
     public IQueueStore Queue { get; }
 
     public IQueueReader Reader { get; }
+
+    /// <summary>The webhook outbox on the same database.</summary>
+    public IOutboxStore Outbox { get; }
 
     /// <summary>The embedded store's file, for what only it does (checkpoints); null on PostgreSQL.</summary>
     public SqliteDatabase? Sqlite { get; }
@@ -48,7 +52,7 @@ public sealed class StoreUnderTest : IQueueStore, IQueueReader, IAsyncDisposable
             WalRestartBytes = walRestartBytes ?? SqliteDatabase.DefaultWalRestartBytes,
         };
         var queue = new SqliteQueueStore(database, clock ?? TimeProvider.System, NullLogger<SqliteQueueStore>.Instance);
-        var store = new StoreUnderTest(queue, new SqliteQueueReader(database), async () =>
+        var store = new StoreUnderTest(queue, new SqliteQueueReader(database), new SqliteOutboxStore(database, clock ?? TimeProvider.System), async () =>
         {
             await queue.DisposeAsync();
             await database.DisposeAsync();
@@ -65,7 +69,7 @@ public sealed class StoreUnderTest : IQueueStore, IQueueReader, IAsyncDisposable
             Options.Create(new IngestionOptions { Lease = lease, PollInterval = TimeSpan.FromMilliseconds(100) }),
             NullLogger<PostgresQueueStore>.Instance);
         var reads = new PostgresStatusReads(dataSource);
-        var store = new StoreUnderTest(queue, new PostgresQueueReader(dataSource, reads), async () =>
+        var store = new StoreUnderTest(queue, new PostgresQueueReader(dataSource, reads), new PostgresOutboxStore(dataSource), async () =>
         {
             await queue.DisposeAsync();
             await reads.DisposeAsync();

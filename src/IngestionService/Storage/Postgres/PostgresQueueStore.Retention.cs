@@ -79,8 +79,20 @@ public sealed partial class PostgresQueueStore
             DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= $1 LIMIT {Retention.RowsPerBatch})
             """, request.Now, cancellationToken);
 
+        // Webhook events are kept on their own clock: as long as a finished ingestion, after their delivery ended.
+        int events;
+        await using (var deleteEvents = new NpgsqlCommand($"""
+            WITH gone AS (DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE done_at < $1 ORDER BY done_at, seq LIMIT {Retention.RowsPerBatch}) RETURNING seq),
+                 attempts AS (DELETE FROM delivery_attempts WHERE outbox_seq IN (SELECT seq FROM gone))
+            SELECT count(*)::integer FROM gone
+            """, connection, transaction))
+        {
+            deleteEvents.Parameters.AddWithValue(request.FinishedBefore);
+            events = (int)(await deleteEvents.ExecuteScalarAsync(cancellationToken))!;
+        }
+
         await transaction.CommitAsync(cancellationToken);
-        return PurgeResult.Of(candidates.Count, doomed.Length, results, windows, keys);
+        return PurgeResult.Of(candidates.Count, doomed.Length, results, windows, keys, events);
     }
 
     public async Task ProbeWriteAsync(CancellationToken cancellationToken)

@@ -26,6 +26,9 @@ internal sealed class RawStatement : IDisposable
     /// <summary>Binds the value, or SQL NULL without one (bindings outlive a reset, so absent values are bound too).</summary>
     public void Bind(int index, long? value) => Check(value is { } given ? raw.sqlite3_bind_int64(_statement, index, given) : raw.sqlite3_bind_null(_statement, index));
 
+    /// <summary>Binds the text, or SQL NULL without one.</summary>
+    public void Bind(int index, string? value) => Check(value is null ? raw.sqlite3_bind_null(_statement, index) : raw.sqlite3_bind_text(_statement, index, value));
+
     /// <summary>SQLite copies the bytes, so a span over the stack or a rented buffer is fine.</summary>
     public void Bind(int index, ReadOnlySpan<byte> value) => Check(raw.sqlite3_bind_blob(_statement, index, value));
 

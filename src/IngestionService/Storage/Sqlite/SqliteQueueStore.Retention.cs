@@ -59,8 +59,14 @@ public sealed partial class SqliteQueueStore
                 DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE expires_at <= $p LIMIT {Retention.RowsPerBatch})
                 """, request.Now.ToUnixTimeMilliseconds(), cancellationToken);
 
+            // Webhook events are kept on their own clock: as long as a finished ingestion, after their delivery ended.
+            var ended = $"SELECT seq FROM outbox WHERE done_at < $p ORDER BY done_at, seq LIMIT {Retention.RowsPerBatch}";
+            var before = request.FinishedBefore.ToUnixTimeMilliseconds();
+            await ExecuteAsync(writer, transaction, $"DELETE FROM delivery_attempts WHERE outbox_seq IN ({ended})", before, cancellationToken);
+            var events = await ExecuteAsync(writer, transaction, $"DELETE FROM outbox WHERE seq IN ({ended})", before, cancellationToken);
+
             await database.CommitAsync(transaction, cancellationToken);
-            return PurgeResult.Of(candidates.Count, doomed.Count, results, windows, keys);
+            return PurgeResult.Of(candidates.Count, doomed.Count, results, windows, keys, events);
         }, cancellationToken);
 
         if (result.Rows > 0)
