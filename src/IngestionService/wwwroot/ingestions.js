@@ -136,6 +136,27 @@ function resultsTable(id, page) {
     page.next ? h('p', { class: 'hint' }, `The first ${page.results.length} ids; the rest from `, h('a', { href: page.next }, page.next)) : null);
 }
 
+/** Who is told when it is done, and how each attempt went: nothing at all when nobody is. */
+function deliveriesPanel(deliveries) {
+  if (!deliveries || !deliveries.callback_url) return null;
+  const event = deliveries.events[0];
+  const state = event
+    ? `${words(event.type.replace('ingestion.', ''))} event ${words(event.state)}${event.next_attempt_at ? `, next attempt ${time(event.next_attempt_at)}` : ''}`
+    : 'told once it is done';
+  return h('div', { class: 'deliveries', 'data-state': event ? event.state : 'waiting' },
+    h('p', { class: 'delivery-summary' }, 'Webhook to ', h('code', {}, deliveries.callback_url), ` · ${state} `,
+      h('a', { href: `/ingestions/${deliveries.ingestion_id}/deliveries` }, '(JSON)')),
+    event && event.attempts.length > 0 ? h('div', { class: 'table-scroll' },
+      h('table', { class: 'attempts' },
+        h('caption', {}, 'Delivery attempts'),
+        h('thead', {}, h('tr', {}, ...['Attempt', 'At', 'Answer', 'Took'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, event.attempts.map((attempt) => h('tr', { class: attempt.http_status >= 200 && attempt.http_status < 300 ? 'attempt-ok' : 'attempt-failed' },
+          h('td', { class: 'num' }, String(attempt.attempt)),
+          h('td', {}, time(attempt.at)),
+          h('td', { class: attempt.error ? 'error-text' : '' }, attempt.error ?? `HTTP ${attempt.http_status}`),
+          h('td', { class: 'num' }, `${attempt.duration_ms} ms`)))))) : null);
+}
+
 export async function refreshLookup() {
   const id = lookup.id;
   const out = $('lookup-result');
@@ -149,9 +170,11 @@ export async function refreshLookup() {
 
   let status;
   let page = null;
+  let deliveries = null;
   try {
     status = await getJson(`/status/${encodeURIComponent(id)}`);
     if (status.started_ids > 0) page = await getJson(`/ingestions/${encodeURIComponent(id)}/results?limit=${RESULTS}`);
+    deliveries = await getJson(`/ingestions/${encodeURIComponent(id)}/deliveries`);
   } catch (error) {
     if (lookup.id !== id) return;
     showActions({ ids_ahead: null });
@@ -174,9 +197,11 @@ export async function refreshLookup() {
       status.queue_paused ? h('strong', { class: 'paused-note' }, ' · queue paused') : '',
       status.cancelled_ids ? ` · ${status.cancelled_ids} ids ${status.cancel_reason === 'expired' ? 'expired' : 'cancelled'} ${time(status.cancelled_at)}` : '',
       status.not_after ? ` · not after ${time(status.not_after)}` : ''),
+    ...[deliveriesPanel(deliveries)].filter(Boolean),
     batchesTable(status),
     ...(page ? [resultsTable(status.ingestion_id, page)] : []));
-  if (finished) lookup.id = null; // nothing will change any more
+  const told = !deliveries?.callback_url || deliveries.events.some((event) => event.state !== 'pending');
+  if (finished && told) lookup.id = null; // nothing will change any more
 }
 
 /**

@@ -151,6 +151,29 @@ public sealed class DashboardBrowserTests
     }
 
     [Fact]
+    public async Task TheLookUpShowsTheWebhookAndEachAttemptUntilItIsDelivered()
+    {
+        RequireChromium();
+        await using var receiver = await WebhookReceiver.StartAsync(n => new HookAnswer(n == 1 ? 503 : 200));
+        await using var app = new IngestionApp(new(Api.WebhookTests.Settings()) { ["Notifications:RetryBaseDelay"] = "00:00:01" });
+        var id = await Api.WebhookTests.SubmitAsync(app.Client, receiver.HookUrl, 1, 2, 3, 4);
+        await using var browser = await BrowserPage.OpenAsync();
+        var page = browser.Page;
+
+        await page.GotoAsync(new Uri(app.Client.BaseAddress!, $"/#/ingestions/{id}").ToString());
+
+        var panel = page.Locator("#lookup-result .deliveries");
+        await Expect(panel).ToHaveAttributeAsync("data-state", "delivered", new() { Timeout = Deadline });
+        await Expect(panel.Locator(".delivery-summary")).ToContainTextAsync($"Webhook to {receiver.HookUrl.AbsoluteUri} · completed event delivered");
+        await Expect(panel.Locator("table.attempts tbody tr")).ToHaveCountAsync(2);
+        await Expect(panel.Locator("table.attempts tbody tr").Nth(0).Locator("td").Nth(2)).ToHaveTextAsync("HTTP 503");
+        await Expect(panel.Locator("table.attempts tbody tr.attempt-ok td").Nth(2)).ToHaveTextAsync("HTTP 200");
+        await Expect(page.Locator("#lookup-result .summary")).ToHaveAttributeAsync("data-status", "completed");
+        await page.ScreenshotAsync(new() { Path = ScreenshotPath("dashboard-webhook.png"), FullPage = true });
+        browser.AssertNoConsoleErrors();
+    }
+
+    [Fact]
     public async Task TheQueueIsPausedAndResumedFromTheHeaderWithTheAdminKeyAskedForOnce()
     {
         RequireChromium();
