@@ -1,6 +1,7 @@
 using IngestionService.Control;
 using IngestionService.Dashboard;
 using IngestionService.Dispatch;
+using IngestionService.Events;
 using IngestionService.Hosting;
 using IngestionService.Ingest;
 using IngestionService.Notifications;
@@ -18,6 +19,7 @@ builder.Services.AddStorage();          // the durable source of truth (SQLite b
 builder.Services.AddUpstream(builder.Configuration); // the external API the ids are fetched from, and its retry policy
 builder.Services.AddDispatcher();       // the one loop that admits windows under the rate limit
 builder.Services.AddNotifications();    // signed webhooks from the durable outbox
+builder.Services.AddEventStreams();     // server-sent events: /events and /ingestions/{id}/events
 builder.Services.AddQueueControl();     // an operator's pause and resume, behind Admin:ApiKey when it is set
 builder.Services.AddDashboard();        // the queue as GET /queue and the control calls show it
 builder.Services.AddObservability();    // /metrics (Prometheus), /health/live, /health/ready
@@ -34,6 +36,7 @@ app.MapQueueControlApi();               // POST /queue/pause and /queue/resume
 app.MapIngestionControlApi();           // POST /ingestions/{id}/cancel, PATCH /ingestions/{id}
 app.MapLimitsApi();                     // GET, PUT and DELETE /limits
 app.MapDeliveriesApi();                 // GET /ingestions/{id}/deliveries
+app.MapEventStreams();                  // GET /events and /ingestions/{id}/events
 app.MapDashboard();                     // the live page at / and the GET /queue and /ingestions it polls
 app.MapObservability();
 app.MapApiDocumentation();

@@ -8,10 +8,15 @@ namespace IngestionService.Control;
 /// transaction, and what should wake this process's dispatcher does (other instances see it at their
 /// next poll).
 /// </summary>
-public sealed class QueueControl(IQueueStore store, DispatchSignal signal, LimitInForce limits)
+public sealed class QueueControl(IQueueStore store, DispatchSignal signal, LimitInForce limits, TimeProvider clock, Events.ServiceEvents? events = null)
 {
     /// <summary>No window is admitted until <see cref="ResumeAsync"/>; the window in flight finishes.</summary>
-    public Task<QueuePause> PauseAsync(string? reason, CancellationToken cancellationToken) => store.PauseQueueAsync(reason, cancellationToken);
+    public async Task<QueuePause> PauseAsync(string? reason, CancellationToken cancellationToken)
+    {
+        var pause = await store.PauseQueueAsync(reason, cancellationToken);
+        events?.Paused(pause);
+        return pause;
+    }
 
     /// <summary>Ends the pause and wakes the dispatcher, which admits the next window as soon as the limit allows; false when not paused.</summary>
     public async Task<bool> ResumeAsync(CancellationToken cancellationToken)
@@ -22,15 +27,33 @@ public sealed class QueueControl(IQueueStore store, DispatchSignal signal, Limit
         }
 
         signal.Notify();
+        events?.Resumed(clock.GetUtcNow());
         return true;
     }
 
     /// <summary>Cancels the ingestion's ids not yet handed to a window (<see cref="IQueueStore.CancelAsync"/>).</summary>
-    public Task<CancelOutcome> CancelAsync(Guid ingestionId, CancellationToken cancellationToken) => store.CancelAsync(ingestionId, cancellationToken);
+    public async Task<CancelOutcome> CancelAsync(Guid ingestionId, CancellationToken cancellationToken)
+    {
+        var outcome = await store.CancelAsync(ingestionId, cancellationToken);
+        if (outcome == CancelOutcome.Cancelled)
+        {
+            events?.Cancelled(ingestionId);
+        }
+
+        return outcome;
+    }
 
     /// <summary>Moves the ingestion's waiting ids to another priority (<see cref="IQueueStore.ReprioritiseAsync"/>).</summary>
-    public Task<ReprioritiseOutcome> ReprioritiseAsync(Guid ingestionId, Ingest.Priority priority, CancellationToken cancellationToken) =>
-        store.ReprioritiseAsync(ingestionId, priority, cancellationToken);
+    public async Task<ReprioritiseOutcome> ReprioritiseAsync(Guid ingestionId, Ingest.Priority priority, CancellationToken cancellationToken)
+    {
+        var outcome = await store.ReprioritiseAsync(ingestionId, priority, cancellationToken);
+        if (outcome == ReprioritiseOutcome.Moved)
+        {
+            events?.Moved(ingestionId, priority);
+        }
+
+        return outcome;
+    }
 
     /// <summary>
     /// Stores an override of the rate limit, or with null the return to the configuration: this process
@@ -40,6 +63,7 @@ public sealed class QueueControl(IQueueStore store, DispatchSignal signal, Limit
     {
         var change = await store.SetLimitAsync(limit, cancellationToken);
         limits.Apply(limit, change.Seq);
+        events?.LimitChanged(change, limits.Current);
         return change;
     }
 }

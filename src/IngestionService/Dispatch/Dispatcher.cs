@@ -31,7 +31,8 @@ public sealed partial class Dispatcher(
     ILogger<Dispatcher> logger,
     IngestionMetrics? metrics = null,
     StoreWrites? writes = null,
-    Notifications.OutboxSignal? finals = null) : BackgroundService
+    Notifications.OutboxSignal? finals = null,
+    Events.ServiceEvents? events = null) : BackgroundService
 {
     private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
 
@@ -162,6 +163,7 @@ public sealed partial class Dispatcher(
         bound.Set(AdmissionRule.NotBefore(sent, spacing));
         LogWindowStarted(logger, window.Seq, window.StartedAt, new WindowItemsText(window.Items));
         metrics?.WindowStarted(window);
+        events?.Started(window);
 
         try
         {
@@ -185,6 +187,7 @@ public sealed partial class Dispatcher(
             // out (or, if the store cannot be reached now, at the next attempt).
             _handBack = window;
             await HandBackAsync();
+            events?.Finished(window, null, answeredAt, null);
             cancellationToken.ThrowIfCancellationRequested();
             return window;
         }
@@ -202,18 +205,22 @@ public sealed partial class Dispatcher(
             LogCompleteFailed(logger, exception, window.Seq);
             _handBack = window;
             await HandBackAsync();
+            events?.Finished(window, null, clock.GetUtcNow(), null);
             throw;
         }
 
+        DateTimeOffset? upstreamPause = null;
         if (outcome.Pause is { } pause)
         {
             // The upstream said its quota is gone: no window until it said to come back, here as in the store.
             var pausedUntil = Milliseconds.Ceiling(answeredAt + pause);
             bound.Set(AdmissionRule.NotBefore(answered with { PausedUntil = pausedUntil }, spacing));
             LogUpstreamPaused(logger, window.Seq, pausedUntil);
+            upstreamPause = pausedUntil;
         }
 
         metrics?.WindowFinished(outcome);
+        events?.Finished(window, outcome, finishedAt, upstreamPause);
         finals?.Notify(); // the window may have made ingestions final: their events are in the outbox
         LogWindowCompleted(logger, window.Seq, window.StartedAt, finishedAt, new WindowItemsText(window.Items));
         return window;

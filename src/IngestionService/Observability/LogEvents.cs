@@ -28,6 +28,8 @@ internal static class LogEvents
     public const int HandBackOnShutdownFailed = 203;
     public const int LeaseDeadline = 204;
     public const int WakeUpsLost = 205;
+    public const int EventFanoutFailed = 206;
+    public const int EventUnreadable = 207;
 
     public const int SampleFailed = 300;
 

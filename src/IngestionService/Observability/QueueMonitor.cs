@@ -11,7 +11,7 @@ namespace IngestionService.Observability;
 /// upstream's pause. Read
 /// from the store rather than counted in memory, so both are true for several instances as well.
 /// </summary>
-public sealed partial class QueueMonitor(IQueueReader store, TimeProvider clock, LimitInForce limits, ILogger<QueueMonitor> logger) : BackgroundService
+public sealed partial class QueueMonitor(IQueueReader store, TimeProvider clock, LimitInForce limits, ILogger<QueueMonitor> logger, Events.ServiceEvents? events = null) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
     private const int WindowsPerSample = Retention.KeptWindows; // the retention keeps at least these
@@ -69,6 +69,7 @@ public sealed partial class QueueMonitor(IQueueReader store, TimeProvider clock,
     internal async Task SampleAsync(CancellationToken cancellationToken)
     {
         _depth = await store.GetQueueDepthAsync(cancellationToken);
+        events?.Depth(_depth);
         Interlocked.Exchange(ref _storeBytes, await store.GetStoreBytesAsync(cancellationToken));
         _pausedUntil = await store.GetPausedUntilAsync(cancellationToken);
         _queuePaused = await store.GetQueuePauseAsync(cancellationToken) is not null;

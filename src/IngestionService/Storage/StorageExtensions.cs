@@ -43,6 +43,8 @@ public static class StorageExtensions
             : provider.GetRequiredService<SqliteOutboxStore>());
         services.AddSingleton<StoreWrites>();
         services.AddExceptionHandler<Hosting.StoreRefusedHandler>(); // a full disk answers 503, not 500
+        services.AddSingleton<PostgresEventFanout>();
+        services.AddHostedService(provider => provider.GetRequiredService<PostgresEventFanout>()); // returns at once on SQLite
         services.AddHostedService<PostgresWakeUps>(); // returns at once on SQLite
         services.AddSingleton<RetentionSweeper>();
         services.AddHostedService(provider => provider.GetRequiredService<RetentionSweeper>());

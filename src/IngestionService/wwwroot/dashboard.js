@@ -1,4 +1,6 @@
-// The live dashboard: polls GET /queue, /windows and /ingestions about once a second and redraws in place.
+// The live dashboard: redraws from GET /queue, /windows and /ingestions whenever GET /events says something
+// happened (a window, the queue's depth, a pause), and polls them every ten seconds besides; without the
+// event stream (a proxy that buffers it, an old browser), it polls about once a second instead.
 // No framework and no build step; every figure comes from the documented endpoints. The parts live in
 // timeline.js (the windows), ingestions.js (recent ingestions and the look-up) and control.js (pause, resume).
 
@@ -7,7 +9,10 @@ import { renderTimeline, placeMarkers } from './timeline.js';
 import { renderRecent, recentPath, refreshLookup, startLookup } from './ingestions.js';
 import { renderPause, startPauseToggle, renderLimits, startLimitsEditor } from './control.js';
 
-const POLL_MS = 1000;
+const POLL_MS = 1000;           // without the event stream
+const STREAM_POLL_MS = 10000;   // with it: a look now and then all the same, should an event be missed
+const STREAM_EVENTS = ['window.started', 'window.finished', 'queue.depth', 'queue.paused', 'queue.resumed',
+  'limits.changed', 'ingestion.cancelled', 'ingestion.moved', 'reset'];
 const WINDOWS = 30;
 
 const state = { queue: null, windows: [] };
@@ -82,6 +87,14 @@ $('submit-form').addEventListener('submit', async (event) => {
 // ---- the loop --------------------------------------------------------------------------------------
 
 let polling = null;
+let again = false;
+let streamOpen = false;
+
+/** A redraw for an event: now, or right after the one in flight (which may have read too early). */
+function refreshSoon() {
+  if (polling) again = true;
+  else poll();
+}
 
 async function poll() {
   if (polling) return polling;
@@ -102,9 +115,25 @@ async function poll() {
       setConnection(false, error.message);
     } finally {
       polling = null;
+      if (again) {
+        again = false;
+        refreshSoon();
+      }
     }
   })();
   return polling;
+}
+
+function startStream() {
+  if (!window.EventSource) return;
+  const source = new EventSource('/events');
+  const mark = (open) => {
+    streamOpen = open;
+    $('connection').dataset.stream = open ? 'open' : 'closed';
+  };
+  source.addEventListener('open', () => mark(true));
+  source.addEventListener('error', () => mark(false)); // it reconnects by itself; polling covers meanwhile
+  for (const type of STREAM_EVENTS) source.addEventListener(type, refreshSoon);
 }
 
 function setConnection(live, why = '') {
@@ -115,11 +144,12 @@ function setConnection(live, why = '') {
 
 async function loop() {
   if (!document.hidden) await poll();
-  setTimeout(loop, POLL_MS);
+  setTimeout(loop, streamOpen ? STREAM_POLL_MS : POLL_MS);
 }
 
 startLookup(poll);
 startPauseToggle(poll);
 startLimitsEditor(poll);
 setInterval(renderCountdown, 100);
+startStream();
 loop();

@@ -34,6 +34,7 @@ public sealed class DashboardBrowserTests
 
         await page.GotoAsync(baseAddress.ToString());
         await Expect(page.Locator("#connection")).ToHaveTextAsync("live", new() { Timeout = Deadline });
+        await Expect(page.Locator("#connection")).ToHaveAttributeAsync("data-stream", "open", new() { Timeout = Deadline }); // redrawn on GET /events
 
         await page.Locator("#submit-ids").FillAsync("1, 2, 3, 4, 5, 6, 7");
         await page.Locator("#submit-priority").SelectOptionAsync("HIGH");

@@ -68,7 +68,7 @@ public sealed class SchedulingHarness : IAsyncDisposable
         var dispatcher = new Dispatcher(dispatcherStore?.Invoke(store.Queue, clock) ?? store.Queue, upstream, retryPolicy, signal, new AdmissionBound(), clock, ingestion, Options.Create(upstreamOptions ?? new UpstreamOptions()), limits, NullLogger<Dispatcher>.Instance);
         var harness = new SchedulingHarness(clock, store, dispatcher, new IngestionSubmitter(store.Queue, signal, clock, ingestion, limits), upstream)
         {
-            Control = new QueueControl(store.Queue, signal, limits),
+            Control = new QueueControl(store.Queue, signal, limits, clock),
         };
         await dispatcher.StartAsync(CancellationToken.None);
         await harness.QuiescentAsync();

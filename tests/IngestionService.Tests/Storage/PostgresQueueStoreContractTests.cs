@@ -41,8 +41,9 @@ public sealed class PostgresQueueStoreContractTests() : QueueStoreContractTests(
         await using var dataSource = PostgresQueueStore.CreateDataSource(Postgres.Database!.ConnectionString);
         var signal = new Dispatch.DispatchSignal();
         var services = new ServiceCollection().AddSingleton(dataSource).BuildServiceProvider();
-        using var wakeUps = new PostgresWakeUps(services, Microsoft.Extensions.Options.Options.Create(new StorageOptions { Provider = StorageOptions.Postgres }),
-            signal, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresWakeUps>.Instance);
+        var postgres = Microsoft.Extensions.Options.Options.Create(new StorageOptions { Provider = StorageOptions.Postgres });
+        using var fanout = new PostgresEventFanout(services, postgres, new Events.EventHub(), Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresEventFanout>.Instance);
+        using var wakeUps = new PostgresWakeUps(services, postgres, signal, fanout, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresWakeUps>.Instance);
         await wakeUps.StartAsync(Token);
 
         // Its first wake-up says it listens (and looks for what was committed before).
@@ -61,6 +62,60 @@ public sealed class PostgresQueueStoreContractTests() : QueueStoreContractTests(
 
         await wakeUps.StopAsync(Token);
         await other.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task AStreamEventOneInstanceMakesIsPublishedOnceOnEveryOtherInstanceAndNotBackOnItsOwn()
+    {
+        _ = await OpenAsync(); // the schema
+        await using var dataSource = PostgresQueueStore.CreateDataSource(Postgres.Database!.ConnectionString);
+        var services = new ServiceCollection().AddSingleton(dataSource).BuildServiceProvider();
+        var postgres = Microsoft.Extensions.Options.Options.Create(new StorageOptions { Provider = StorageOptions.Postgres });
+        var instances = Enumerable.Range(0, 3).Select(_ =>
+        {
+            var hub = new Events.EventHub();
+            var fanout = new PostgresEventFanout(services, postgres, hub, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresEventFanout>.Instance);
+            var wakeUps = new PostgresWakeUps(services, postgres, new Dispatch.DispatchSignal(), fanout, Microsoft.Extensions.Logging.Abstractions.NullLogger<PostgresWakeUps>.Instance);
+            return (Hub: hub, Fanout: fanout, WakeUps: wakeUps);
+        }).ToList();
+        foreach (var instance in instances)
+        {
+            await instance.Fanout.StartAsync(Token);
+            await instance.WakeUps.StartAsync(Token);
+        }
+
+        // Each listens once its session has said LISTEN: an event sent until all do is sent again.
+        var deadline = TimeSpan.FromSeconds(15);
+        await Eventually.HoldsAsync(() =>
+        {
+            if (instances.Skip(1).All(i => i.Hub.Last > 0))
+            {
+                return true;
+            }
+
+            instances[0].Hub.Publish("probe", "{}", share: true);
+            return false;
+        }, deadline, "every instance to listen");
+        var before = instances.Select(i => i.Hub.Last).ToList();
+
+        instances[0].Hub.Publish(Events.ServiceEvents.WindowStarted, """{"seq":42,"ids":3}""", share: true);
+        instances[0].Hub.Publish(Events.ServiceEvents.QueueDepthChanged, """{"total":7}"""); // not shared: each instance samples its own
+
+        await Eventually.HoldsAsync(() => instances.Skip(1).All(i => i.Hub.After(before[instances.IndexOf(i)])!.Any(e => e.Type == Events.ServiceEvents.WindowStarted)), deadline, "the other instances to hear the window");
+        foreach (var (instance, i) in instances.Select((instance, i) => (instance, i)).Skip(1))
+        {
+            var heard = Assert.Single(instance.Hub.After(before[i])!, e => e.Type != "probe");
+            Assert.Equal((Events.ServiceEvents.WindowStarted, """{"seq":42,"ids":3}"""), (heard.Type, heard.Data));
+        }
+
+        Assert.Equal(before[0] + 2, instances[0].Hub.Last); // its own two, and none of them back
+        foreach (var instance in instances)
+        {
+            await instance.WakeUps.StopAsync(Token);
+            await instance.Fanout.StopAsync(Token);
+            instance.WakeUps.Dispose();
+            instance.Fanout.Dispose();
+        }
     }
 
     [Fact]

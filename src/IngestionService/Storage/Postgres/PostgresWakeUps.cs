@@ -13,7 +13,11 @@ namespace IngestionService.Storage.Postgres;
 /// <see cref="DispatchSignal"/> it pulls: the poll every <c>Ingestion:PollInterval</c> stays the fallback,
 /// so a lost notification (a dropped listening session, reconnecting here) costs at most one poll.
 /// </summary>
-internal sealed partial class PostgresWakeUps(IServiceProvider services, IOptions<StorageOptions> storage, DispatchSignal signal, ILogger<PostgresWakeUps> logger) : BackgroundService
+/// <remarks>
+/// The same session hears the other instances' stream events (<see cref="PostgresEventFanout"/>), so every
+/// instance's <c>GET /events</c> shows every window.
+/// </remarks>
+internal sealed partial class PostgresWakeUps(IServiceProvider services, IOptions<StorageOptions> storage, DispatchSignal signal, PostgresEventFanout fanout, ILogger<PostgresWakeUps> logger) : BackgroundService
 {
     public const string Channel = "ingestion_work";
 
@@ -38,8 +42,18 @@ internal sealed partial class PostgresWakeUps(IServiceProvider services, IOption
             try
             {
                 await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
-                connection.Notification += (_, _) => signal.Notify();
-                await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
+                connection.Notification += (_, heard) =>
+                {
+                    if (heard.Channel == PostgresEventFanout.Channel)
+                    {
+                        fanout.Heard(heard.Payload);
+                    }
+                    else
+                    {
+                        signal.Notify();
+                    }
+                };
+                await using (var listen = new NpgsqlCommand($"LISTEN {Channel}; LISTEN {PostgresEventFanout.Channel}", connection))
                 {
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 }
