@@ -23,6 +23,7 @@ builder.Services.AddEventStreams();     // server-sent events: /events and /inge
 builder.Services.AddQueueControl();     // an operator's pause and resume, behind Admin:ApiKey when it is set
 builder.Services.AddDashboard();        // the queue as GET /queue and the control calls show it
 builder.Services.AddObservability();    // /metrics (Prometheus), /health/live, /health/ready
+builder.Services.AddTracing(builder.Configuration); // spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
 builder.Services.AddApiDocumentation(); // /openapi/v1.json and the /docs reference
 
 var app = builder.Build();

@@ -11,6 +11,7 @@ public static class DispatchExtensions
         services.AddSingleton<DispatchSignal>();
         services.AddSingleton<AdmissionBound>();
         services.AddSingleton<LimitInForce>();
+        services.AddSingleton<Observability.WindowTracing>();
         services.AddSingleton<Dispatcher>();
         services.AddHostedService(provider => provider.GetRequiredService<Dispatcher>());
 

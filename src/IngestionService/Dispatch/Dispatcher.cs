@@ -32,7 +32,8 @@ public sealed partial class Dispatcher(
     IngestionMetrics? metrics = null,
     StoreWrites? writes = null,
     Notifications.OutboxSignal? finals = null,
-    Events.ServiceEvents? events = null) : BackgroundService
+    Events.ServiceEvents? events = null,
+    WindowTracing? tracing = null) : BackgroundService
 {
     private static readonly TimeSpan FailureBackoff = TimeSpan.FromSeconds(1);
 
@@ -146,6 +147,9 @@ public sealed partial class Dispatcher(
 
             return null;
         }
+
+        // Its span is current while its calls start, so theirs go under it.
+        using var span = WindowTracing.Start(window, tracing is null ? null : await tracing.ParentsAsync(window, cancellationToken));
 
         // A window this instance may no longer hold (its lease may have expired while the claim's answer
         // was on its way) starts no call; one that loses it mid-flight has its calls cancelled.
@@ -319,29 +323,6 @@ public sealed partial class Dispatcher(
         base.Dispose();
     }
 
-    /// <summary>
-    /// The upstream's own task, with the metrics taken on the side: awaiting a wrapper would complete a
-    /// moment after the fetch itself, and the fake-clock tests read completion straight off the task.
-    /// </summary>
-    private Task<UpstreamAnswer> FetchAsync(int id, CancellationToken cancellationToken)
-    {
-        if (metrics is null)
-        {
-            return upstream.FetchAsync(id, cancellationToken);
-        }
-
-        var started = clock.GetTimestamp();
-        metrics.FetchStarted();
-        var fetch = upstream.FetchAsync(id, cancellationToken);
-        fetch.ContinueWith(
-            (_, state) => ((IngestionMetrics)state!).FetchFinished(clock.GetElapsedTime(started)),
-            metrics,
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
-        return fetch;
-    }
-
     private async Task ParkAsync(Task task)
     {
         _parkedOn = task;
@@ -354,38 +335,4 @@ public sealed partial class Dispatcher(
             _parkedOn = null;
         }
     }
-
-    /// <summary>A window's ids for the log line, formatted only if the line is written.</summary>
-    private readonly record struct WindowItemsText(IReadOnlyList<WindowItem> Items)
-    {
-        public override string ToString() =>
-            string.Join(", ", Items.Select(item => $"{item.Id} ({item.Priority.ToWire()} {item.IngestionId}#{item.Position})"));
-    }
-
-    [LoggerMessage(EventId = LogEvents.WindowStarted, Level = LogLevel.Debug, Message = "Window {WindowSeq} started at {StartedAt:yyyy-MM-ddTHH:mm:ss.fffZ}: {Items}")]
-    private static partial void LogWindowStarted(ILogger logger, long windowSeq, DateTimeOffset startedAt, WindowItemsText items);
-
-    [LoggerMessage(EventId = LogEvents.WindowCompleted, Level = LogLevel.Information, Message = "Window {WindowSeq} started {StartedAt:yyyy-MM-ddTHH:mm:ss.fffZ} finished {FinishedAt:yyyy-MM-ddTHH:mm:ss.fffZ}: {Items}")]
-    private static partial void LogWindowCompleted(ILogger logger, long windowSeq, DateTimeOffset startedAt, DateTimeOffset finishedAt, WindowItemsText items);
-
-    [LoggerMessage(EventId = LogEvents.FetchThrew, Level = LogLevel.Error, Message = "The upstream client threw for id {Id} in window {WindowSeq}; counted as a failed call")]
-    private static partial void LogFetchThrew(ILogger logger, Exception exception, int id, long windowSeq);
-
-    [LoggerMessage(EventId = LogEvents.FetchFailed, Level = LogLevel.Warning, Message = "Id {Id} in window {WindowSeq}: {State} after attempt {Attempts}: {Error}")]
-    private static partial void LogFetchFailed(ILogger logger, int id, long windowSeq, FetchState state, string? error, int attempts);
-
-    [LoggerMessage(EventId = LogEvents.CompleteFailed, Level = LogLevel.Error, Message = "The answers of window {WindowSeq} could not be stored; its ids go back to the queue")]
-    private static partial void LogCompleteFailed(ILogger logger, Exception exception, long windowSeq);
-
-    [LoggerMessage(EventId = LogEvents.HandBackFailed, Level = LogLevel.Error, Message = "Window {WindowSeq} could not be handed back to the queue; trying again")]
-    private static partial void LogHandBackFailed(ILogger logger, Exception exception, long windowSeq);
-
-    [LoggerMessage(EventId = LogEvents.UpstreamPaused, Level = LogLevel.Warning, Message = "The upstream throttled window {WindowSeq}: no window starts before {PausedUntil:yyyy-MM-ddTHH:mm:ss.fffZ}")]
-    private static partial void LogUpstreamPaused(ILogger logger, long windowSeq, DateTimeOffset pausedUntil);
-
-    [LoggerMessage(EventId = LogEvents.IdsExpired, Level = LogLevel.Information, Message = "{IdCount} ids expired unstarted: their ingestions' not_after had passed, so no call is spent on them")]
-    private static partial void LogExpired(ILogger logger, int idCount);
-
-    [LoggerMessage(EventId = LogEvents.DispatchFailed, Level = LogLevel.Error, Message = "Dispatching failed; trying again in {Backoff}")]
-    private static partial void LogDispatchFailed(ILogger logger, Exception exception, TimeSpan backoff);
 }

@@ -31,7 +31,9 @@ public sealed class IngestionSubmitter(IQueueStore store, DispatchSignal signal,
         {
             CallbackUrl = callback?.Url,
             StatusUrl = callback?.StatusUrlOf(id),
+            TraceParent = System.Diagnostics.Activity.Current is { Recorded: true } current ? current.Id : null, // the window and the delivery link to it
         };
+        System.Diagnostics.Activity.Current?.SetTag("ingestion.id", id.ToString()).SetTag("ingestion.ids", request.Ids.Length);
         var result = await store.EnqueueAsync(ingestion, cancellationToken);
         if (result.Outcome == EnqueueOutcome.Created)
         {

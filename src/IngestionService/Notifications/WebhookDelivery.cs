@@ -92,6 +92,11 @@ public sealed partial class WebhookDelivery(
     private async Task DeliverAsync(OutboxEvent outboxEvent, CancellationToken stoppingToken)
     {
         await Task.Yield();
+        // A trace of its own, linked to the submission's; the HTTP client's span (and traceparent) go under it.
+        using var span = Observability.Tracing.Source.StartActivity("webhook delivery", ActivityKind.Producer, parentContext: default,
+            links: Observability.Tracing.LinksTo([outboxEvent.TraceParent]));
+        span?.SetTag("ingestion.webhook.id", outboxEvent.MessageId).SetTag("ingestion.id", outboxEvent.IngestionId.ToString())
+            .SetTag("ingestion.webhook.attempt", outboxEvent.Attempts + 1);
         var body = WebhookPayload.For(outboxEvent).ToUtf8Json();
         var startedAt = clock.GetUtcNow();
         var started = Stopwatch.GetTimestamp();
@@ -144,6 +149,12 @@ public sealed partial class WebhookDelivery(
         }
 
         metrics.Attempted(next.State);
+        span?.SetTag("ingestion.webhook.outcome", next.State.ToString());
+        if (next.State != DeliveryState.Delivered)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, status is { } failed ? $"HTTP {failed}" : error);
+        }
+
         var answer = status is { } code ? $"HTTP {code}" : error;
         if (next.State == DeliveryState.Pending)
         {

@@ -41,4 +41,7 @@ public interface IQueueReader
 
     /// <summary>The bytes the store takes on disk: the SQLite file with its write-ahead log, or the PostgreSQL database.</summary>
     Task<long> GetStoreBytesAsync(CancellationToken cancellationToken);
+
+    /// <summary>The trace contexts (W3C <c>traceparent</c>) their submissions were made under, for those that have one.</summary>
+    Task<IReadOnlyList<string>> GetTraceParentsAsync(IReadOnlyCollection<Guid> ingestionIds, CancellationToken cancellationToken);
 }

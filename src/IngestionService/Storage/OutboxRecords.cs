@@ -25,7 +25,8 @@ public enum DeliveryState
 
 /// <summary>
 /// An event of the outbox, written in the transaction that made its ingestion final, with every field of
-/// its payload. <see cref="Age"/> is on the store's clock: how long ago the ingestion finished.
+/// its payload. <see cref="Age"/> is on the store's clock: how long ago the ingestion finished;
+/// <see cref="TraceParent"/> the submission's trace context, when it was traced.
 /// </summary>
 public sealed record OutboxEvent(
     long Seq,
@@ -40,7 +41,8 @@ public sealed record OutboxEvent(
     int Failed,
     int Cancelled,
     int Attempts,
-    TimeSpan Age)
+    TimeSpan Age,
+    string? TraceParent = null)
 {
     /// <summary>The <c>webhook-id</c>: the same for every attempt, before and after a restart, on any instance.</summary>
     public string MessageId => MessageIdOf(IngestionId);

@@ -21,6 +21,9 @@ public sealed record NewIngestion(Guid Id, Priority Priority, DateTimeOffset Cre
     public Uri? CallbackUrl { get; init; }
 
     public string? StatusUrl { get; init; }
+
+    /// <summary>The W3C trace context (<c>traceparent</c>) of the submitting request, when tracing is on.</summary>
+    public string? TraceParent { get; init; }
 }
 
 /// <summary>Why an ingestion's unstarted ids were cancelled; the numbers are stored.</summary>

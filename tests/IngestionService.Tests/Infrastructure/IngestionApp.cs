@@ -34,6 +34,9 @@ public class IngestionApp : WebApplicationFactory<Program>
 
     public TempDatabase Database { get; } = new();
 
+    /// <summary>Changes to the service's registrations, made after its own (an in-memory span exporter, say).</summary>
+    public Action<IServiceCollection>? TestServices { get; init; }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseSetting(WebHostDefaults.ServerUrlsKey, "http://127.0.0.1:0");
@@ -41,6 +44,11 @@ public class IngestionApp : WebApplicationFactory<Program>
         foreach (var (key, value) in _settings)
         {
             builder.UseSetting(key, value);
+        }
+
+        if (TestServices is { } configure)
+        {
+            builder.ConfigureServices(configure);
         }
     }
 

@@ -134,5 +134,7 @@ public sealed class StoreUnderTest : IQueueStore, IQueueReader, IAsyncDisposable
 
     public Task<long> GetStoreBytesAsync(CancellationToken cancellationToken) => Reader.GetStoreBytesAsync(cancellationToken);
 
+    public Task<IReadOnlyList<string>> GetTraceParentsAsync(IReadOnlyCollection<Guid> ingestionIds, CancellationToken cancellationToken) => Reader.GetTraceParentsAsync(ingestionIds, cancellationToken);
+
     public ValueTask DisposeAsync() => _dispose();
 }

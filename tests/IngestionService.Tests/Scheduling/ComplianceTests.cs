@@ -67,5 +67,7 @@ public sealed class ComplianceTests
         public Task ProbeAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task<long> GetStoreBytesAsync(CancellationToken cancellationToken) => Task.FromResult(0L);
+
+        public Task<IReadOnlyList<string>> GetTraceParentsAsync(IReadOnlyCollection<Guid> ingestionIds, CancellationToken cancellationToken) => throw new NotSupportedException();
     }
 }

@@ -30,7 +30,7 @@ public sealed class PostgresOutboxStore(NpgsqlDataSource dataSource) : IOutboxSt
             FROM (SELECT seq FROM outbox WHERE {DueSql} ORDER BY next_attempt, seq LIMIT $1 FOR UPDATE SKIP LOCKED) due
             WHERE o.seq = due.seq
             RETURNING o.seq, o.ingestion_id, o.callback_url, o.status_url, o.priority, o.created_at, o.finished_at, o.total, o.completed, o.failed, o.cancelled, o.attempts,
-                      clock_timestamp() - o.finished_at
+                      clock_timestamp() - o.finished_at, o.trace_parent
             """);
         command.Parameters.AddWithValue(max);
         command.Parameters.AddWithValue(lease);
@@ -40,7 +40,7 @@ public sealed class PostgresOutboxStore(NpgsqlDataSource dataSource) : IOutboxSt
         {
             taken.Add(new OutboxEvent(reader.GetInt64(0), reader.GetGuid(1), new Uri(reader.GetString(2)), reader.GetString(3), (Priority)reader.GetInt16(4),
                 reader.GetFieldValue<DateTimeOffset>(5), reader.GetFieldValue<DateTimeOffset>(6), reader.GetInt32(7), reader.GetInt32(8), reader.GetInt32(9),
-                reader.GetInt32(10), reader.GetInt32(11), reader.GetTimeSpan(12)));
+                reader.GetInt32(10), reader.GetInt32(11), reader.GetTimeSpan(12), reader.IsDBNull(13) ? null : reader.GetString(13)));
         }
 
         taken.Sort((a, b) => a.Seq.CompareTo(b.Seq));

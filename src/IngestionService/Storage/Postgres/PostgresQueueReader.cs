@@ -61,6 +61,21 @@ public sealed class PostgresQueueReader(NpgsqlDataSource dataSource, PostgresSta
         return await IdResultRows.ReadAsync(reader, Time, cancellationToken);
     }
 
+    public async Task<IReadOnlyList<string>> GetTraceParentsAsync(IReadOnlyCollection<Guid> ingestionIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ingestionIds);
+        await using var command = dataSource.CreateCommand("SELECT trace_parent FROM ingestions WHERE id = ANY($1) AND trace_parent IS NOT NULL");
+        command.Parameters.AddWithValue(ingestionIds.ToArray());
+        var parents = new List<string>(ingestionIds.Count);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            parents.Add(reader.GetString(0));
+        }
+
+        return parents;
+    }
+
     public async Task<long> GetStoreBytesAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("SELECT pg_database_size(current_database())");

@@ -35,8 +35,8 @@ internal sealed class SqliteGroupCommit : IAsyncDisposable
         _commit = new RawStatement(database.Writer, "COMMIT");
         _rollback = new RawStatement(database.Writer, "ROLLBACK");
         _insertIngestion = new RawStatement(database.Writer, """
-            INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids, ids_before, not_after, callback_url, status_url)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids, ids_before, not_after, callback_url, status_url, trace_parent)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
             """);
         _loop = Task.Factory.StartNew(Loop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
@@ -141,6 +141,7 @@ internal sealed class SqliteGroupCommit : IAsyncDisposable
                     _insertIngestion.Bind(8, ingestion.NotAfter?.ToUnixTimeMilliseconds());
                     _insertIngestion.Bind(9, ingestion.CallbackUrl?.AbsoluteUri);
                     _insertIngestion.Bind(10, ingestion.StatusUrl);
+                    _insertIngestion.Bind(11, ingestion.TraceParent);
                     _insertIngestion.Execute();
                     added[priority] += ingestion.Ids.Length;
                 }

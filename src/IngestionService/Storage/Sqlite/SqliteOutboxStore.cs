@@ -45,7 +45,7 @@ public sealed class SqliteOutboxStore(SqliteDatabase database, TimeProvider cloc
             take.CommandText = $"""
                 UPDATE outbox SET lease_until = $until
                 WHERE seq IN (SELECT seq FROM outbox WHERE {DueSql} ORDER BY next_attempt, seq LIMIT $max)
-                RETURNING seq, ingestion_id, callback_url, status_url, priority, created_at, finished_at, total, completed, failed, cancelled, attempts
+                RETURNING seq, ingestion_id, callback_url, status_url, priority, created_at, finished_at, total, completed, failed, cancelled, attempts, trace_parent
                 """;
             take.Parameters.AddWithValue("$until", now + (long)lease.TotalMilliseconds);
             take.Parameters.AddWithValue("$now", now);
@@ -58,7 +58,8 @@ public sealed class SqliteOutboxStore(SqliteDatabase database, TimeProvider cloc
                     var finished = SqliteIds.Time(reader, 6);
                     taken.Add(new OutboxEvent(reader.GetInt64(0), SqliteIds.Read(reader, 1), new Uri(reader.GetString(2)), reader.GetString(3),
                         (Priority)reader.GetInt32(4), SqliteIds.Time(reader, 5), finished, reader.GetInt32(7), reader.GetInt32(8),
-                        reader.GetInt32(9), reader.GetInt32(10), reader.GetInt32(11), DateTimeOffset.FromUnixTimeMilliseconds(now) - finished));
+                        reader.GetInt32(9), reader.GetInt32(10), reader.GetInt32(11), DateTimeOffset.FromUnixTimeMilliseconds(now) - finished,
+                        reader.IsDBNull(12) ? null : reader.GetString(12)));
                 }
             }
 

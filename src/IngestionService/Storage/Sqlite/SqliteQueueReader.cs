@@ -160,6 +160,24 @@ public sealed class SqliteQueueReader(SqliteDatabase database) : IQueueReader
 
     public Task<long> GetStoreBytesAsync(CancellationToken cancellationToken) => Task.FromResult(database.StoreBytes());
 
+    public async Task<IReadOnlyList<string>> GetTraceParentsAsync(IReadOnlyCollection<Guid> ingestionIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(ingestionIds);
+        using var session = await database.Readers.RentAsync(cancellationToken);
+        var command = session.Command("SELECT trace_parent FROM ingestions WHERE id = $id AND trace_parent IS NOT NULL", "$id");
+        var parents = new List<string>(ingestionIds.Count);
+        foreach (var id in ingestionIds)
+        {
+            command.Parameters["$id"].Value = SqliteIds.Bytes(id);
+            if (await command.ExecuteScalarAsync(cancellationToken) is string parent)
+            {
+                parents.Add(parent);
+            }
+        }
+
+        return parents;
+    }
+
     public Task<DateTimeOffset?> GetPausedUntilAsync(CancellationToken cancellationToken) => Task.FromResult(database.PausedUntil);
 
     public Task<QueuePause?> GetQueuePauseAsync(CancellationToken cancellationToken) => Task.FromResult(database.QueuePause);

@@ -2,7 +2,7 @@
 -- transaction that stamps `finished_at`, with every field of the payload. One instance delivers each
 -- event: an attempt takes the row's lease (`lease_until`, claimed with FOR UPDATE SKIP LOCKED); a row
 -- whose lease ran out (its instance died mid-attempt) is due again.
-ALTER TABLE ingestions ADD COLUMN callback_url text, ADD COLUMN status_url text;
+ALTER TABLE ingestions ADD COLUMN callback_url text, ADD COLUMN status_url text, ADD COLUMN trace_parent text;
 
 CREATE TABLE outbox (
     seq           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -21,7 +21,8 @@ CREATE TABLE outbox (
     attempts      integer     NOT NULL DEFAULT 0,
     next_attempt  timestamptz NOT NULL,
     lease_until   timestamptz,
-    done_at       timestamptz
+    done_at       timestamptz,
+    trace_parent  text
 );
 
 CREATE INDEX outbox_due ON outbox (next_attempt) WHERE state = 0;
@@ -41,10 +42,10 @@ CREATE TABLE delivery_attempts (
 CREATE FUNCTION ingestion_finished_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO outbox (ingestion_seq, ingestion_id, callback_url, status_url, priority, created_at, finished_at,
-                        total, completed, failed, cancelled, next_attempt)
+                        total, completed, failed, cancelled, next_attempt, trace_parent)
     VALUES (new.seq, new.id, new.callback_url, new.status_url, new.priority, new.created_at, new.finished_at,
             new.total, new.completed, new.failed,
-            CASE WHEN new.cancelled_from IS NULL THEN 0 ELSE new.total - new.cancelled_from END, new.finished_at);
+            CASE WHEN new.cancelled_from IS NULL THEN 0 ELSE new.total - new.cancelled_from END, new.finished_at, new.trace_parent);
     RETURN NULL;
 END $$;
 
