@@ -26,6 +26,10 @@ public sealed partial class Dispatcher
             metrics?.FetchStarted();
             fetch = upstream.FetchAsync(id, cancellationToken);
         }
+        catch (Exception exception)
+        {
+            fetch = Task.FromException<UpstreamAnswer>(exception); // counted as a failed call, its span ended with it
+        }
         finally
         {
             if (call is not null)

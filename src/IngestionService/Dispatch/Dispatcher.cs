@@ -149,7 +149,7 @@ public sealed partial class Dispatcher(
         }
 
         // Its span is current while its calls start, so theirs go under it.
-        using var span = WindowTracing.Start(window, tracing is null ? null : await tracing.ParentsAsync(window, cancellationToken));
+        using var span = WindowTracing.Start(window, tracing is null ? null : await tracing.ParentsAsync(window));
 
         // A window this instance may no longer hold (its lease may have expired while the claim's answer
         // was on its way) starts no call; one that loses it mid-flight has its calls cancelled.

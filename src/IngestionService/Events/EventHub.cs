@@ -18,6 +18,20 @@ public sealed class EventHub
     private long _last;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Tells this process's numbers from another's (or an earlier run's), so a resume never replays the wrong events.</summary>
+    private readonly string _epoch = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+
+    /// <summary>The SSE id of event <paramref name="seq"/>: this process's epoch and the number.</summary>
+    public string IdOf(long seq) => $"{_epoch}-{seq.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>The number in an id this process wrote; false for any other text (another instance's, an earlier run's, garbage).</summary>
+    public bool TryParseId(string? id, out long seq)
+    {
+        seq = 0;
+        return id is not null && id.Length > _epoch.Length + 1 && id.StartsWith(_epoch, StringComparison.Ordinal) && id[_epoch.Length] == '-'
+            && long.TryParse(id.AsSpan(_epoch.Length + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out seq);
+    }
+
     /// <summary>Told of every event published to share, so a shared store can tell the other instances.</summary>
     public event Action<StreamEvent>? Shared;
 

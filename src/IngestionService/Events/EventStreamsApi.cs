@@ -23,7 +23,7 @@ public static class EventStreamsApi
             .WithName("IngestionEvents")
             .WithTags(ApiSections.Notifications)
             .WithSummary("Server-sent events of one ingestion: its status now, then batch.started and batch.completed as they happen, then completed, and the stream closes.")
-            .WithDescription("Each event's id says how far the client has read (\"3.1\": three starts, one completion; \"done\" after completed): a reconnect with Last-Event-ID gets what it missed, without gaps or repeats, and 204 once it has seen the end. A comment line is sent every Events:Heartbeat. 400 for a Last-Event-ID this ingestion's stream cannot have sent; 503 when Events:MaxStreams are open.")
+            .WithDescription("Each event's id says how far the client has read (\"3.0-1\": three batches started, batches 0 and 1 completed; \"done\" after completed): a reconnect with Last-Event-ID gets what it missed, without gaps or repeats, and 204 once it has seen the end. A comment line is sent every Events:Heartbeat. 400 for a Last-Event-ID this ingestion's stream cannot have sent; 503 when Events:MaxStreams are open.")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .Produces(StatusCodes.Status204NoContent)
             .ProducesProblem(StatusCodes.Status400BadRequest)
@@ -33,7 +33,7 @@ public static class EventStreamsApi
             .WithName("ServiceEvents")
             .WithTags(ApiSections.Notifications)
             .WithSummary("Server-sent events of the whole service, for dashboards: queue.depth first, then window.started, window.finished, queue.depth, queue.paused, queue.resumed, limits.changed, ingestion.cancelled, ingestion.moved; on PostgreSQL every instance's.")
-            .WithDescription("Ids are this instance's: a reconnect with Last-Event-ID to the same instance replays what it missed from the last 1024 events. 503 when Events:MaxStreams are open.")
+            .WithDescription("Ids are this instance's (its run and a number): a reconnect with Last-Event-ID to the same instance replays what it missed from the last 1024 events; any other id starts afresh with queue.depth. 503 when Events:MaxStreams are open.")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
@@ -50,12 +50,13 @@ public static class EventStreamsApi
         {
             if (!StreamPosition.TryParse(header, out var parsed))
             {
-                return Problems.Of(StatusCodes.Status400BadRequest, "Invalid Last-Event-ID", $"'{header}' is not an id this stream sends: they look like \"3.1\" or \"done\". Reconnect without it to start over.");
+                return Problems.Of(StatusCodes.Status400BadRequest, "Invalid Last-Event-ID", $"'{header}' is not an id this stream sends: they look like \"3.0-1\" or \"done\". Reconnect without it to start over.");
             }
 
             resumeFrom = parsed;
         }
 
+        var seen = services.Hub.Last; // before reading: whatever is published after may be news for this stream
         if (!Guid.TryParse(ingestionId, out var id) || await services.ReadAsync(id, cancellationToken) is not { } current)
         {
             return Problems.UnknownIngestion(ingestionId);
@@ -90,10 +91,9 @@ public static class EventStreamsApi
             while (true)
             {
                 var changed = services.Hub.Changed; // taken before reading, so nothing published after the read is missed
-                var (missed, _) = IngestionHistory.Since(current.Status, position);
-                foreach (var batch in missed)
+                foreach (var batch in IngestionHistory.Since(current.Status, position))
                 {
-                    position = batch.Type == IngestionHistory.Started ? position with { Started = position.Started + 1 } : position with { Completed = position.Completed + 1 };
+                    position = position.With(batch);
                     await sse.EventAsync(position.ToString(), batch.Type, BatchData(current.Status, batch), cancellationToken);
                 }
 
@@ -103,11 +103,33 @@ public static class EventStreamsApi
                     return TypedResults.Empty;
                 }
 
-                if (!await WaitAsync(changed, sse, services, cancellationToken))
+                // Until an event names this ingestion (a window of its ids, its cancel), or a heartbeat: a read then
+                // makes up for a notification from another instance that never came.
+                var idText = id.ToString();
+                while (true)
                 {
-                    return TypedResults.Empty;
+                    var news = services.Hub.After(seen);
+                    if (news is null || news.Any(e => e.Data.Contains(idText, StringComparison.Ordinal)))
+                    {
+                        break;
+                    }
+
+                    seen = news.Count > 0 ? news[^1].Seq : seen;
+                    var woke = await WaitAsync(changed, sse, services, cancellationToken);
+                    if (woke == Woke.Stopping)
+                    {
+                        return TypedResults.Empty;
+                    }
+
+                    if (woke == Woke.Heartbeat)
+                    {
+                        break;
+                    }
+
+                    changed = services.Hub.Changed;
                 }
 
+                seen = services.Hub.Last;
                 if (await services.ReadAsync(id, cancellationToken) is not { } next)
                 {
                     return TypedResults.Empty; // swept by retention: there is nothing more to tell
@@ -143,15 +165,14 @@ public static class EventStreamsApi
             var sse = await SseWriter.StartAsync(context);
             await sse.RetryAsync(services.Options.Value.Reconnect, cancellationToken);
             var after = hub.Last;
-            var resumed = long.TryParse(context.Request.Headers[LastEventId].ToString(), System.Globalization.CultureInfo.InvariantCulture, out var last)
-                && last <= after && hub.After(last) is not null;
+            var resumed = hub.TryParseId(context.Request.Headers[LastEventId].ToString(), out var last) && last <= after && hub.After(last) is not null;
             if (resumed)
             {
                 after = last;
             }
             else
             {
-                await sse.EventAsync(after.ToString(System.Globalization.CultureInfo.InvariantCulture), ServiceEvents.QueueDepthChanged,
+                await sse.EventAsync(hub.IdOf(after), ServiceEvents.QueueDepthChanged,
                     ServiceEvents.DepthData(await reader.GetQueueDepthAsync(cancellationToken)), cancellationToken);
             }
 
@@ -163,17 +184,17 @@ public static class EventStreamsApi
                 {
                     // This stream fell more than EventHub.Kept events behind: say so, and go on from now.
                     after = hub.Last;
-                    await sse.EventAsync(after.ToString(System.Globalization.CultureInfo.InvariantCulture), "reset", "{}", cancellationToken);
+                    await sse.EventAsync(hub.IdOf(after), "reset", "{}", cancellationToken);
                     continue;
                 }
 
                 foreach (var published in missed)
                 {
-                    await sse.EventAsync(published.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture), published.Type, published.Data, cancellationToken);
+                    await sse.EventAsync(hub.IdOf(published.Seq), published.Type, published.Data, cancellationToken);
                     after = published.Seq;
                 }
 
-                if (!await WaitAsync(changed, sse, services, cancellationToken))
+                if (await WaitAsync(changed, sse, services, cancellationToken) == Woke.Stopping)
                 {
                     return TypedResults.Empty;
                 }
@@ -189,25 +210,41 @@ public static class EventStreamsApi
         }
     }
 
-    /// <summary>Until the next event, with a heartbeat every Events:Heartbeat meanwhile; false once the service is stopping.</summary>
-    private static async Task<bool> WaitAsync(Task changed, SseWriter sse, StreamServices services, CancellationToken cancellationToken)
+    private enum Woke
+    {
+        Changed,
+        Heartbeat,
+        Stopping,
+    }
+
+    /// <summary>Until the next event, or else a heartbeat (sent), or the service stopping.</summary>
+    private static async Task<Woke> WaitAsync(Task changed, SseWriter sse, StreamServices services, CancellationToken cancellationToken)
     {
         var stopping = services.Lifetime.ApplicationStopping;
         using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
-        var beat = Task.Delay(services.Options.Value.Heartbeat, services.Clock, either.Token);
-        await Task.WhenAny(changed, beat);
+        try
+        {
+            var beat = Task.Delay(services.Options.Value.Heartbeat, services.Clock, either.Token);
+            await Task.WhenAny(changed, beat);
+        }
+        finally
+        {
+            await either.CancelAsync(); // the heartbeat's timer goes now, not when it would have fired
+        }
+
         cancellationToken.ThrowIfCancellationRequested();
         if (stopping.IsCancellationRequested)
         {
-            return false; // the client reconnects, to this instance once it is back or to another
+            return Woke.Stopping; // the client reconnects, to this instance once it is back or to another
         }
 
-        if (!changed.IsCompleted)
+        if (changed.IsCompleted)
         {
-            await sse.HeartbeatAsync(cancellationToken);
+            return Woke.Changed;
         }
 
-        return true;
+        await sse.HeartbeatAsync(cancellationToken);
+        return Woke.Heartbeat;
     }
 
     private static string BatchData(IngestionStatus status, BatchEvent batch) => JsonSerializer.Serialize(

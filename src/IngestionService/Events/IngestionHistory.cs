@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using IngestionService.Ingest;
 
 namespace IngestionService.Events;
@@ -7,28 +8,92 @@ namespace IngestionService.Events;
 public sealed record BatchEvent(string Type, int Batch, BatchStatus Status, DateTime At);
 
 /// <summary>
-/// Where a stream of one ingestion stands: how many batch starts and how many batch completions it has
-/// sent, or that it sent the end. Written as the SSE id (<c>3.1</c>, <c>done</c>), so a reconnecting
-/// client's <c>Last-Event-ID</c> says exactly what it has seen.
+/// Where a stream of one ingestion stands: how many batches it has told started (they start in order),
+/// which it has told completed (they need not complete in order), or that it sent the end. Written as the
+/// SSE id: <c>3.0-1</c> (three started, batches 0 and 1 completed), <c>3.0,2-4</c>, <c>1.</c>, <c>done</c>;
+/// so a reconnecting client's <c>Last-Event-ID</c> says exactly what it has seen.
 /// </summary>
-public readonly record struct StreamPosition(int Started, int Completed, bool Done = false)
+public sealed record StreamPosition(int Started, IReadOnlySet<int> Completed, bool Done = false)
 {
-    public override string ToString() => Done ? "done" : string.Create(CultureInfo.InvariantCulture, $"{Started}.{Completed}");
+    public static StreamPosition Nothing { get; } = new(0, new SortedSet<int>());
+
+    public static StreamPosition End { get; } = Nothing with { Done = true };
+
+    public StreamPosition With(BatchEvent told)
+    {
+        ArgumentNullException.ThrowIfNull(told);
+        return told.Type == IngestionHistory.Started
+            ? this with { Started = Math.Max(Started, told.Batch + 1) }
+            : this with { Completed = new SortedSet<int>(Completed) { told.Batch } };
+    }
+
+    public override string ToString()
+    {
+        if (Done)
+        {
+            return "done";
+        }
+
+        var text = new StringBuilder().Append(Started.ToString(CultureInfo.InvariantCulture)).Append('.');
+        var ordered = Completed.Order().ToList();
+        for (var i = 0; i < ordered.Count;)
+        {
+            var from = ordered[i];
+            while (i + 1 < ordered.Count && ordered[i + 1] == ordered[i] + 1)
+            {
+                i++;
+            }
+
+            text.Append(text[^1] == '.' ? "" : ",").Append(from.ToString(CultureInfo.InvariantCulture));
+            if (ordered[i] != from)
+            {
+                text.Append('-').Append(ordered[i].ToString(CultureInfo.InvariantCulture));
+            }
+
+            i++;
+        }
+
+        return text.ToString();
+    }
 
     public static bool TryParse(string? text, out StreamPosition position)
     {
-        position = default;
+        position = Nothing;
         if (text == "done")
         {
-            position = new StreamPosition(0, 0, Done: true);
+            position = End;
             return true;
         }
 
         var dot = text?.IndexOf('.', StringComparison.Ordinal) ?? -1;
-        if (dot <= 0 || !int.TryParse(text.AsSpan(0, dot), NumberStyles.None, CultureInfo.InvariantCulture, out var started)
-            || !int.TryParse(text.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var completed))
+        if (dot <= 0 || !int.TryParse(text.AsSpan(0, dot), NumberStyles.None, CultureInfo.InvariantCulture, out var started))
         {
             return false;
+        }
+
+        var completed = new SortedSet<int>();
+        var last = -1;
+        foreach (var range in text![(dot + 1)..].Split(',', StringSplitOptions.None))
+        {
+            if (range.Length == 0 && dot + 1 == text.Length)
+            {
+                break; // none completed
+            }
+
+            var dash = range.IndexOf('-', StringComparison.Ordinal);
+            if (!int.TryParse(dash < 0 ? range : range[..dash], NumberStyles.None, CultureInfo.InvariantCulture, out var from)
+                || !int.TryParse(dash < 0 ? range : range[(dash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var to)
+                || from <= last || to < from || to - from > 1_000_000)
+            {
+                return false; // not as this stream writes them: ascending, apart, each from ≤ to
+            }
+
+            for (var batch = from; batch <= to; batch++)
+            {
+                completed.Add(batch);
+            }
+
+            last = to;
         }
 
         position = new StreamPosition(started, completed);
@@ -38,10 +103,10 @@ public readonly record struct StreamPosition(int Started, int Completed, bool Do
 
 /// <summary>
 /// The batch events of one ingestion, in one place, read off its status. Batches start in order (an
-/// ingestion's ids are handed out in order), so the starts are the triggered batches by index; they
-/// complete in the order their last results were stored (a retried id can hold an earlier batch back),
-/// which is the order of their completion times, then of index. Both sequences only ever grow at their
-/// end, so a count of each says what a client has seen, and nothing is skipped or sent twice on resume.
+/// ingestion's ids are handed out in order), so the starts are the triggered batches by index, and a
+/// count says which were told. Completions need not come in order (a retried id holds its batch back; a
+/// cancel completes a batch whose last ids will never run), so the position keeps the set of batches told
+/// completed, and each read tells the others, by completion time. Nothing is skipped or told twice.
 /// </summary>
 public static class IngestionHistory
 {
@@ -70,28 +135,34 @@ public static class IngestionHistory
             .Select(b => new BatchEvent(Completed, b.i, b.batch, b.batch.CompletedAt!.Value))];
     }
 
-    /// <summary>Where a stream that has sent everything in <paramref name="status"/> stands.</summary>
-    public static StreamPosition PositionOf(IngestionStatus status) => new(Starts(status).Count, Completions(status).Count);
+    /// <summary>Where a stream that has told everything in <paramref name="status"/> stands.</summary>
+    public static StreamPosition PositionOf(IngestionStatus status) =>
+        new(Starts(status).Count, new SortedSet<int>(Completions(status).Select(e => e.Batch)));
 
     /// <summary>
-    /// What a client at <paramref name="seen"/> has not seen, oldest first (starts and completions merged by
-    /// time, a start before a completion at the same moment), and where it then stands.
+    /// What a client at <paramref name="seen"/> has not been told, oldest first (starts and completions merged
+    /// by time, a start before a completion at the same moment).
     /// </summary>
-    public static (IReadOnlyList<BatchEvent> Events, StreamPosition Position) Since(IngestionStatus status, StreamPosition seen)
+    public static IReadOnlyList<BatchEvent> Since(IngestionStatus status, StreamPosition seen)
     {
-        var starts = Starts(status);
-        var completions = Completions(status);
-        var missed = starts.Skip(seen.Started).Concat(completions.Skip(seen.Completed))
-            .OrderBy(e => e.At).ThenBy(e => e.Type == Started ? 0 : 1).ThenBy(e => e.Batch)
-            .ToList();
-        return (missed, new StreamPosition(Math.Max(seen.Started, starts.Count), Math.Max(seen.Completed, completions.Count)));
+        ArgumentNullException.ThrowIfNull(seen);
+        return [.. Starts(status).Skip(seen.Started)
+            .Concat(Completions(status).Where(e => !seen.Completed.Contains(e.Batch)))
+            .OrderBy(e => e.At).ThenBy(e => e.Type == Started ? 0 : 1).ThenBy(e => e.Batch)];
     }
 
-    /// <summary>Whether <paramref name="position"/> could have come from a stream of this ingestion.</summary>
+    /// <summary>Whether <paramref name="position"/> could have come from a stream of this ingestion (statuses never go back).</summary>
     public static bool IsReachable(IngestionStatus status, StreamPosition position)
     {
         ArgumentNullException.ThrowIfNull(status);
-        return position.Done || (position.Started <= Starts(status).Count && position.Completed <= Completions(status).Count);
+        ArgumentNullException.ThrowIfNull(position);
+        if (position.Done)
+        {
+            return true;
+        }
+
+        var completed = Completions(status).Select(e => e.Batch).ToHashSet();
+        return position.Started <= Starts(status).Count && position.Completed.All(completed.Contains);
     }
 
     /// <summary>Nothing of it waits or runs any more: the stream's last event.</summary>

@@ -40,7 +40,8 @@ public sealed class ServiceEvents(EventHub hub)
         ArgumentNullException.ThrowIfNull(window);
         int Count(FetchState state) => outcome?.Fetches.Count(fetch => fetch.State == state) ?? 0;
         Publish(WindowFinished, new WindowFinishedData(window.Seq, window.StartedAt.UtcDateTime, finishedAt.UtcDateTime, outcome is null ? "abandoned" : "completed",
-            Count(FetchState.Succeeded), Count(FetchState.Retrying), Count(FetchState.Failed), pausedUntil?.UtcDateTime), EventsJson.Default.WindowFinishedData);
+            Count(FetchState.Succeeded), Count(FetchState.Retrying), Count(FetchState.Failed), pausedUntil?.UtcDateTime,
+            [.. window.Items.Select(item => item.IngestionId).Distinct()]), EventsJson.Default.WindowFinishedData);
     }
 
     public void Paused(QueuePause pause)
@@ -88,9 +89,9 @@ public sealed record WindowPart(Guid IngestionId, Priority Priority, int FirstPo
 
 public sealed record WindowStartedData(long Seq, DateTime StartedAt, int Ids, IReadOnlyList<WindowPart> Items);
 
-/// <summary><see cref="State"/> is completed (its answers stored) or abandoned (its ids back in the queue); <see cref="UpstreamPausedUntil"/> when its answers paused the upstream.</summary>
+/// <summary><see cref="State"/> is completed (its answers stored) or abandoned (its ids back in the queue); <see cref="UpstreamPausedUntil"/> when its answers paused the upstream; <see cref="Ingestions"/> whose ids it took.</summary>
 public sealed record WindowFinishedData(long Seq, DateTime StartedAt, DateTime FinishedAt, string State, int Succeeded, int Retrying, int Failed,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTime? UpstreamPausedUntil);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTime? UpstreamPausedUntil, IReadOnlyList<Guid> Ingestions);
 
 public sealed record QueueDepthData(long High, long Medium, long Low, long Total);
 

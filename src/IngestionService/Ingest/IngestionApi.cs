@@ -163,8 +163,9 @@ public static class IngestionApi
                 "Nothing was stored. Send a not_after later than now, or none.");
         }
 
+        // A replay of a stored request is answered as such, whatever its callback's name resolves to now.
         var (callback, unreachable) = await CallbackTarget.ResolveAsync(parsed, request, notifications.Value, cancellationToken);
-        if (unreachable is not null)
+        if (unreachable is not null && (idempotencyKey is null || (earlier ??= await submitter.FindEarlierAsync(parsed, idempotencyKey, cancellationToken)) is null))
         {
             return Problems.Invalid("callback_url", unreachable, "Nothing was stored. Send a callback_url on the public internet, or none.");
         }

@@ -14,15 +14,18 @@ public static class CallbackAddress
     public const int MaxLength = 2048;
 
     // Loopback, "this network", private (RFC 1918), carrier-grade NAT, link-local, benchmarking, multicast and
-    // reserved; for IPv6 the unspecified and loopback addresses, unique-local, link-local and multicast.
+    // reserved; for IPv6 the unspecified, IPv4-compatible and loopback addresses, unique-local, site-local,
+    // link-local, multicast, and the prefixes that carry an IPv4 address (NAT64, 6to4).
     private static readonly IPNetwork[] NotPublic =
     [
         IPNetwork.Parse("0.0.0.0/8"), IPNetwork.Parse("10.0.0.0/8"), IPNetwork.Parse("100.64.0.0/10"),
         IPNetwork.Parse("127.0.0.0/8"), IPNetwork.Parse("169.254.0.0/16"), IPNetwork.Parse("172.16.0.0/12"),
         IPNetwork.Parse("192.0.0.0/24"), IPNetwork.Parse("192.168.0.0/16"), IPNetwork.Parse("198.18.0.0/15"),
         IPNetwork.Parse("224.0.0.0/3"),
-        IPNetwork.Parse("::/128"), IPNetwork.Parse("::1/128"), IPNetwork.Parse("fc00::/7"),
+        IPNetwork.Parse("::/96"), IPNetwork.Parse("::1/128"), IPNetwork.Parse("fc00::/7"), IPNetwork.Parse("fec0::/10"),
         IPNetwork.Parse("fe80::/10"), IPNetwork.Parse("ff00::/8"),
+        // IPv4 inside IPv6: NAT64 (64:ff9b::a9fe:a9fe is 169.254.169.254 on a NAT64 network) and 6to4.
+        IPNetwork.Parse("64:ff9b::/96"), IPNetwork.Parse("64:ff9b:1::/48"), IPNetwork.Parse("2002::/16"),
     ];
 
     /// <summary>Null when <paramref name="text"/> is a callback URL as far as its spelling goes; else what is wrong, as the rest of a sentence.</summary>
@@ -69,6 +72,21 @@ public static class CallbackAddress
     }
 
     /// <summary>
+    /// The addresses <paramref name="host"/> stands for (itself, if it is one), and the first of them that
+    /// is not public, for the submission's check and for the delivery's connection alike.
+    /// </summary>
+    public static async Task<(IPAddress[] Addresses, IPAddress? Blocked)> ResolveAsync(string host, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        var addresses = IPAddress.TryParse(host, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, cancellationToken);
+        return (addresses, addresses.FirstOrDefault(IsPrivate));
+    }
+
+    /// <summary>Why connecting to <paramref name="blocked"/> for <paramref name="host"/> is refused, as the rest of a sentence.</summary>
+    public static string Refusal(string host, IPAddress blocked) =>
+        $"resolves to {blocked}, a loopback, private, link-local or unique-local address ('{host}'); such callbacks are refused unless Notifications:AllowPrivateNetworks is true.";
+
+    /// <summary>
     /// Null when every address <paramref name="url"/>'s host resolves to is public (or private networks are
     /// allowed); else why not, as the rest of a sentence. A name that does not resolve is refused too.
     /// </summary>
@@ -80,25 +98,26 @@ public static class CallbackAddress
             return null;
         }
 
-        IPAddress[] addresses;
-        if (IPAddress.TryParse(url.IdnHost, out var literal))
+        try
         {
-            addresses = [literal];
+            var (addresses, blocked) = await ResolveAsync(url.IdnHost, cancellationToken);
+            return blocked is not null ? Refusal(url.Host, blocked)
+                : addresses.Length == 0 ? $"has a host, '{url.Host}', that resolves to no address." : null;
         }
-        else
+        catch (SocketException exception)
         {
-            try
-            {
-                addresses = await Dns.GetHostAddressesAsync(url.IdnHost, cancellationToken);
-            }
-            catch (SocketException exception)
-            {
-                return $"has a host, '{url.Host}', that does not resolve ({exception.SocketErrorCode}).";
-            }
+            return $"has a host, '{url.Host}', that does not resolve ({exception.SocketErrorCode}).";
         }
+        catch (ArgumentException)
+        {
+            return $"has a host that is not a valid name ({url.Host.Length} characters; a name has at most 255).";
+        }
+    }
 
-        return addresses.FirstOrDefault(IsPrivate) is { } blocked
-            ? $"resolves to {blocked}, a loopback, private, link-local or unique-local address; such callbacks are refused unless Notifications:AllowPrivateNetworks is true."
-            : addresses.Length == 0 ? $"has a host, '{url.Host}', that resolves to no address." : null;
+    /// <summary>Whether the host is, as written, one that is never public (a literal address, or localhost), for checks that cannot resolve names.</summary>
+    public static bool IsPrivateAsWritten(Uri url)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        return url.IsLoopback || (IPAddress.TryParse(url.IdnHost, out var address) && IsPrivate(address));
     }
 }

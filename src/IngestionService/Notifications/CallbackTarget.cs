@@ -27,7 +27,9 @@ public sealed record CallbackTarget(Uri Url, Uri PublicBase)
             return (null, null);
         }
 
-        var publicBase = options.PublicUrl ?? new Uri($"{request.Scheme}://{request.Host}{request.PathBase}");
+        // The address the request came to, unless configured: a request without a usable Host (HTTP/1.0) gets localhost.
+        var publicBase = options.PublicUrl
+            ?? (request.Host.HasValue && Uri.TryCreate($"{request.Scheme}://{request.Host}{request.PathBase}", UriKind.Absolute, out var came) ? came : new Uri($"{request.Scheme}://localhost"));
         return (new CallbackTarget(callback, publicBase.AbsoluteUri.EndsWith('/') ? publicBase : new Uri(publicBase.AbsoluteUri + "/")), null);
     }
 }

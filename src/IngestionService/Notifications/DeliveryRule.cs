@@ -37,8 +37,8 @@ public static class DeliveryRule
     public static TimeSpan Backoff(int attempts, NotificationOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var doublings = Math.Clamp(attempts - 1, 0, 30);
-        var wait = options.RetryBaseDelay * Math.Pow(2, doublings);
-        return wait > options.RetryMaxDelay ? options.RetryMaxDelay : wait;
+        // In seconds, as a double: the base times 2^n leaves TimeSpan's range long before it reaches the cap's.
+        var seconds = options.RetryBaseDelay.TotalSeconds * Math.Pow(2, Math.Clamp(attempts - 1, 0, 60));
+        return seconds >= options.RetryMaxDelay.TotalSeconds ? options.RetryMaxDelay : TimeSpan.FromSeconds(seconds);
     }
 }

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Options;
 
@@ -26,6 +25,9 @@ public static class NotificationExtensions
                 {
                     // A redirect could lead anywhere, the private network included: it counts as a failed attempt.
                     AllowAutoRedirect = false,
+                    // Through a proxy, the connection checked below would be to the proxy, and the proxy would
+                    // resolve the callback's name itself: no proxy, so the address checked is the one called.
+                    UseProxy = false,
                     PooledConnectionLifetime = TimeSpan.FromMinutes(2),
                     ConnectTimeout = options.Timeout,
                     ConnectCallback = (context, cancellationToken) => ConnectAsync(context, options.AllowPrivateNetworks, cancellationToken),
@@ -42,10 +44,10 @@ public static class NotificationExtensions
     private static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, bool allowPrivate, CancellationToken cancellationToken)
     {
         var host = context.DnsEndPoint.Host;
-        var addresses = IPAddress.TryParse(host, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, cancellationToken);
-        if (!allowPrivate && addresses.FirstOrDefault(CallbackAddress.IsPrivate) is { } blocked)
+        var (addresses, blocked) = await CallbackAddress.ResolveAsync(host, cancellationToken);
+        if (!allowPrivate && blocked is not null)
         {
-            throw new CallbackRefusedException($"refused: '{host}' resolves to {blocked}, a loopback, private, link-local or unique-local address (Notifications:AllowPrivateNetworks is false)");
+            throw new CallbackRefusedException($"refused: {CallbackAddress.Refusal(host, blocked)}");
         }
 
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };

@@ -55,8 +55,7 @@ internal sealed class NotificationOptionsValidator : IValidateOptions<Notificati
         {
             errors.Add($"Notifications:Url {urlError}");
         }
-        else if (options.Url is { } url && !options.AllowPrivateNetworks
-            && (url.IsLoopback || (System.Net.IPAddress.TryParse(url.IdnHost, out var address) && CallbackAddress.IsPrivate(address))))
+        else if (options.Url is { } url && !options.AllowPrivateNetworks && CallbackAddress.IsPrivateAsWritten(url))
         {
             // A name is checked at each delivery, against the address it resolves to then.
             errors.Add($"Notifications:Url points into the private network ({url.Host}); set Notifications:AllowPrivateNetworks=true if that is meant.");

@@ -59,7 +59,7 @@ public sealed partial class WebhookDelivery(
                 if (free > 0)
                 {
                     var due = await outbox.TakeDueAsync(free, Lease, stoppingToken);
-                    running.AddRange(due.Select(outboxEvent => DeliverAsync(outboxEvent, stoppingToken)));
+                    running.AddRange(due.Select(outboxEvent => DeliverOrLogAsync(outboxEvent, stoppingToken)));
                     if (due.Count < free && await outbox.NextDueInAsync(stoppingToken) is { } next && next < wait)
                     {
                         wait = next;
@@ -86,6 +86,19 @@ public sealed partial class WebhookDelivery(
         }
 
         await Task.WhenAll(running);
+    }
+
+    /// <summary>An attempt that fails in a way nobody foresaw is logged; its lease runs out and it is made again.</summary>
+    private async Task DeliverOrLogAsync(OutboxEvent outboxEvent, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await DeliverAsync(outboxEvent, stoppingToken);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+        {
+            LogDeliveryFailed(logger, exception, outboxEvent.MessageId);
+        }
     }
 
     /// <summary>One attempt: signed POST, no redirect followed, at most <see cref="NotificationOptions.Timeout"/>; then its record.</summary>
@@ -174,6 +187,9 @@ public sealed partial class WebhookDelivery(
 
     [LoggerMessage(EventId = Observability.LogEvents.DeliveryRecordFailed, Level = LogLevel.Error, Message = "Webhook {WebhookId}: the attempt could not be stored; it is made again once its lease runs out")]
     private static partial void LogRecordFailed(ILogger logger, Exception exception, string webhookId);
+
+    [LoggerMessage(EventId = Observability.LogEvents.DeliveryFailed, Level = LogLevel.Error, Message = "Webhook {WebhookId}: the attempt failed unexpectedly; it is made again once its lease runs out")]
+    private static partial void LogDeliveryFailed(ILogger logger, Exception exception, string webhookId);
 
     [LoggerMessage(EventId = Observability.LogEvents.DeliveryRetrying, Level = LogLevel.Warning, Message = "Webhook {WebhookId} for ingestion {IngestionId}: attempt {Attempt} got {Answer}; next attempt in {RetryIn}")]
     private static partial void LogRetrying(ILogger logger, string webhookId, Guid ingestionId, int attempt, string? answer, TimeSpan retryIn);

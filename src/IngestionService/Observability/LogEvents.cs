@@ -52,4 +52,5 @@ internal static class LogEvents
     public const int DeliveryRecordFailed = 702;
     public const int DeliveryRetrying = 703;
     public const int DeliveryDone = 704;
+    public const int DeliveryFailed = 705;
 }

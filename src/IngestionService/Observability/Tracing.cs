@@ -88,13 +88,26 @@ public static class Tracing
 /// </summary>
 public sealed class WindowTracing(Storage.IQueueReader reader)
 {
-    /// <summary>The submissions' trace contexts, or null when no span is recorded.</summary>
-    public async Task<IReadOnlyList<string>?> ParentsAsync(Storage.ClaimedWindow window, CancellationToken cancellationToken)
+    /// <summary>
+    /// The submissions' trace contexts, or null when no span is recorded. Best effort: a store that cannot
+    /// answer now costs the span its links, never the window (which is claimed and must run or go back).
+    /// </summary>
+    public async Task<IReadOnlyList<string>?> ParentsAsync(Storage.ClaimedWindow window)
     {
         ArgumentNullException.ThrowIfNull(window);
-        return Tracing.Source.HasListeners()
-            ? await reader.GetTraceParentsAsync([.. window.Items.Select(item => item.IngestionId).Distinct()], cancellationToken)
-            : null;
+        if (!Tracing.Source.HasListeners())
+        {
+            return null;
+        }
+
+        try
+        {
+            return await reader.GetTraceParentsAsync([.. window.Items.Select(item => item.IngestionId).Distinct()], CancellationToken.None);
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            return [];
+        }
     }
 
     /// <summary>

@@ -42,12 +42,12 @@ public sealed class EventStreamTests
         var frames = await stream.UntilAsync("completed", Deadline);
         var end = await stream.NextAsync(Deadline);
 
-        Assert.Equal(("status", "0.0"), (first!.Type, first.Id));
+        Assert.Equal(("status", "0."), (first!.Type, first.Id));
         Assert.Equal("yet_to_start", JsonDocument.Parse(first.Data!).RootElement.GetProperty("status").GetString());
         Assert.Equal(
             [("batch.started", 0), ("batch.completed", 0), ("batch.started", 1), ("batch.completed", 1), ("batch.started", 2), ("batch.completed", 2)],
             Batches(frames));
-        Assert.Equal(["1.0", "1.1", "2.1", "2.2", "3.2", "3.3", "done"], frames.Select(f => f.Id));
+        Assert.Equal(["1.", "1.0", "2.0", "2.0-1", "3.0-1", "3.0-2", "done"], frames.Select(f => f.Id));
         var last = JsonDocument.Parse(frames[^1].Data!).RootElement;
         Assert.Equal(("completed", 7), (last.GetProperty("status").GetString(), last.GetProperty("completed_ids").GetInt32()));
         var started = JsonDocument.Parse(frames[0].Data!).RootElement;
@@ -63,16 +63,16 @@ public sealed class EventStreamTests
         var id = await app.SubmitAsync("LOW", 1, 2, 3, 4, 5, 6, 7);
         await Eventually.ReturnsAsync(() => app.StatusAsync(id), s => s.GetProperty("status").GetString() == "completed", Deadline, "the ingestion to complete");
 
-        await using var resumed = await SseClient.OpenAsync(app.Client, $"/ingestions/{id}/events", lastEventId: "1.0");
+        await using var resumed = await SseClient.OpenAsync(app.Client, $"/ingestions/{id}/events", lastEventId: "1.");
         var missed = await resumed.UntilAsync("completed", Deadline);
         await using var afterEnd = await SseClient.OpenAsync(app.Client, $"/ingestions/{id}/events", lastEventId: "done");
-        await using var ahead = await SseClient.OpenAsync(app.Client, $"/ingestions/{id}/events", lastEventId: "4.0");
+        await using var ahead = await SseClient.OpenAsync(app.Client, $"/ingestions/{id}/events", lastEventId: "4.");
         await using var garbled = await SseClient.OpenAsync(app.Client, $"/ingestions/{id}/events", lastEventId: "three");
         await using var unknown = await SseClient.OpenAsync(app.Client, $"/ingestions/{Guid.CreateVersion7()}/events");
 
         // No status event on a resume: what it missed, then the end.
         Assert.Equal([("batch.completed", 0), ("batch.started", 1), ("batch.completed", 1), ("batch.started", 2), ("batch.completed", 2)], Batches(missed));
-        Assert.Equal(["1.1", "2.1", "2.2", "3.2", "3.3", "done"], missed.Select(f => f.Id));
+        Assert.Equal(["1.0", "2.0", "2.0-1", "3.0-1", "3.0-2", "done"], missed.Select(f => f.Id));
         Assert.Equal(HttpStatusCode.NoContent, afterEnd.Response.StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, ahead.Response.StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, garbled.Response.StatusCode);
@@ -117,8 +117,15 @@ public sealed class EventStreamTests
         Assert.Equal((3, 0, 3), (started.GetProperty("ids").GetInt32(), started.GetProperty("items")[0].GetProperty("first_position").GetInt32(), started.GetProperty("items")[0].GetProperty("count").GetInt32()));
         var finished = JsonDocument.Parse(firstWindow[^1].Data!).RootElement;
         Assert.Equal((started.GetProperty("seq").GetInt64(), "completed", 3), (finished.GetProperty("seq").GetInt64(), finished.GetProperty("state").GetString(), finished.GetProperty("succeeded").GetInt32()));
-        Assert.All(firstWindow.Concat(paused), f => Assert.True(long.Parse(f.Id!, System.Globalization.CultureInfo.InvariantCulture) > 0));
+        Assert.All(firstWindow.Concat(paused), f => Assert.Matches("^[0-9a-f]{8}-[1-9][0-9]*$", f.Id!));
         Assert.Equal("queue.paused", paused[^1].Type);
+
+        // A reconnect to the same instance replays what came after its last id; any other id starts afresh.
+        var startedId = firstWindow.Single(f => f.Type == "window.started").Id;
+        await using var resumed = await SseClient.OpenAsync(app.Client, "/events", lastEventId: startedId);
+        await using var foreign = await SseClient.OpenAsync(app.Client, "/events", lastEventId: "-5");
+        Assert.Equal(firstWindow.SkipWhile(f => f.Id != startedId).Skip(1).Select(f => f.Id), (await resumed.UntilAsync("window.finished", Deadline)).Select(f => f.Id));
+        Assert.Equal("queue.depth", (await foreign.NextAsync(Deadline))!.Type);
     }
 
     [Fact]

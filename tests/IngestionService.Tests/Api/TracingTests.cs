@@ -15,18 +15,27 @@ public sealed class TracingTests
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
 
-    [Fact]
-    public async Task TheWindowIsLinkedToTheSubmissionAndEachCallCarriesItsTraceToTheUpstreamAndTheWebhookIsLinkedToo()
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("postgres")]
+    public async Task TheWindowIsLinkedToTheSubmissionAndEachCallCarriesItsTraceToTheUpstreamAndTheWebhookIsLinkedToo(string store)
     {
         await using var upstream = await FakeUpstreamServer.StartAsync((_, _) => FakeAnswer.Ok);
         await using var receiver = await WebhookReceiver.StartAsync();
+        await using var database = store == "postgres" ? await TempPostgresDatabase.CreateAsync() : null;
         var spans = new LockedCollection<Activity>();
-        await using var app = new IngestionApp(new(WebhookTests.Settings())
+        Dictionary<string, string?> settings = new(WebhookTests.Settings())
         {
             ["Tracing:Enabled"] = "true",
             ["Upstream:Mode"] = "Http",
             ["Upstream:BaseUrl"] = upstream.BaseAddress.ToString(),
-        })
+        };
+        if (database is not null)
+        {
+            (settings["Storage:Provider"], settings["Storage:ConnectionString"]) = ("Postgres", database.ConnectionString);
+        }
+
+        await using var app = new IngestionApp(settings)
         {
             TestServices = services => services.ConfigureOpenTelemetryTracerProvider(tracing => tracing.AddInMemoryExporter(spans)),
         };

@@ -26,26 +26,48 @@ public sealed class IngestionHistoryTests
     {
         Assert.Equal([0, 1, 2], IngestionHistory.Starts(OutOfOrder).Select(e => e.Batch));
         Assert.Equal([1, 0], IngestionHistory.Completions(OutOfOrder).Select(e => e.Batch));
-        Assert.Equal(new StreamPosition(3, 2), IngestionHistory.PositionOf(OutOfOrder));
+        Assert.Equal("3.0-1", IngestionHistory.PositionOf(OutOfOrder).ToString());
     }
 
     [Fact]
-    public void AResumeGetsWhatItMissedOfEachInTimeOrderAndWhereItThenStands()
+    public void AResumeGetsWhatItMissedOfEachInTimeOrder()
     {
-        var (missed, position) = IngestionHistory.Since(OutOfOrder, new StreamPosition(1, 0));
+        Assert.True(StreamPosition.TryParse("1.", out var seen));
+
+        var missed = IngestionHistory.Since(OutOfOrder, seen);
 
         Assert.Equal(
             [(IngestionHistory.Started, 1), (IngestionHistory.Completed, 1), (IngestionHistory.Started, 2), (IngestionHistory.Completed, 0)],
             missed.Select(e => (e.Type, e.Batch)));
-        Assert.Equal(new StreamPosition(3, 2), position);
-        Assert.Empty(IngestionHistory.Since(OutOfOrder, position).Events);
+        var after = missed.Aggregate(seen, (position, told) => position.With(told));
+        Assert.Equal("3.0-1", after.ToString());
+        Assert.Empty(IngestionHistory.Since(OutOfOrder, after));
+    }
+
+    [Fact]
+    public void ABatchThatCompletesLaterWithAnEarlierTimeIsToldAndNoneTwice()
+    {
+        // Batch 0 was told completed at t=5; then a cancel completes batch 2, whose last stored result is from t=4.
+        Assert.True(StreamPosition.TryParse("3.0-1", out var told));
+        var later = Status(ProgressStatus.Triggered,
+            Batch(0, ProgressStatus.Completed, 1, 5),
+            Batch(1, ProgressStatus.Completed, 2, 3),
+            Batch(2, ProgressStatus.Completed, 4, 4),
+            Batch(3, ProgressStatus.Cancelled, null, null));
+
+        var missed = IngestionHistory.Since(later, told);
+
+        Assert.Equal([(IngestionHistory.Completed, 2)], missed.Select(e => (e.Type, e.Batch)));
+        Assert.Equal("3.0-2", missed.Aggregate(told, (position, e) => position.With(e)).ToString());
     }
 
     [Theory]
-    [InlineData("0.0", true)]
-    [InlineData("3.2", true)]
-    [InlineData("4.0", false)] // more starts than there are
-    [InlineData("2.3", false)] // more completions than there are
+    [InlineData("0.", true)]
+    [InlineData("3.0-1", true)]
+    [InlineData("3.1", true)]
+    [InlineData("4.", false)]     // more starts than there are
+    [InlineData("3.0-2", false)]  // batch 2 has not completed
+    [InlineData("3.3", false)]    // nor batch 3
     public void APositionIsReachableOnlyIfThisIngestionsStreamCouldHaveSentIt(string text, bool reachable)
     {
         Assert.True(StreamPosition.TryParse(text, out var position));
@@ -54,12 +76,26 @@ public sealed class IngestionHistoryTests
     }
 
     [Theory]
+    [InlineData("7.0,2-4,9", new[] { 0, 2, 3, 4, 9 })]
+    [InlineData("2.", new int[0])]
+    [InlineData("5.3-4", new[] { 3, 4 })]
+    public void TheCompletedBatchesAreWrittenAsRangesAndReadBack(string text, int[] completed)
+    {
+        Assert.True(StreamPosition.TryParse(text, out var position));
+        Assert.Equal(completed, position.Completed.Order());
+        Assert.Equal(text, position.ToString());
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData("3")]
     [InlineData(".1")]
-    [InlineData("1.")]
     [InlineData("-1.0")]
     [InlineData("1.0.0")]
+    [InlineData("3.2,1")]   // not ascending
+    [InlineData("3.1-1,1")] // not apart
+    [InlineData("3.4-2")]
+    [InlineData("3.,1")]
     [InlineData("Done")]
     public void AnIdItNeverSendsIsNotAPosition(string text)
     {

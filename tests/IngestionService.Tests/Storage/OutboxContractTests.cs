@@ -125,6 +125,24 @@ public abstract class OutboxContractTests(IStoreBackend backend) : StoreContract
     }
 
     [Fact]
+    public async Task ALateRecordOfAnAttemptMadeAgainMeanwhileStoresNothing()
+    {
+        var store = await OpenAsync();
+        var id = await EnqueueWithCallbackAsync(store, Priority.Low, 1);
+        await CompleteAsync(store, await ClaimEventuallyAsync(store, TinyWindow));
+        var stale = Assert.Single(await TakeAsync(store, lease: TimeSpan.FromMilliseconds(200)));
+        var again = Assert.Single(await Eventually.ReturnsAsync(() => TakeAsync(store), taken => taken.Count > 0, Deadline, "the lease to run out"));
+        await RecordAsync(store, again, 200, new DeliveryNext(DeliveryState.Delivered, TimeSpan.Zero));
+
+        await RecordAsync(store, stale, 500, new DeliveryNext(DeliveryState.Pending, TimeSpan.Zero)); // its answer came late
+
+        var delivered = Assert.Single((await store.Outbox.ReadDeliveriesAsync(id, Token))!.Events);
+        Assert.Equal(DeliveryState.Delivered, delivered.State);
+        Assert.Equal([(int?)200], delivered.Attempts.Select(a => a.HttpStatus));
+        Assert.Null(await store.Outbox.NextDueInAsync(Token));
+    }
+
+    [Fact]
     public async Task RetentionDeletesEventsWhoseDeliveryEndedBeforeItsCutoffAndKeepsPendingOnes()
     {
         var store = await OpenAsync();

@@ -30,12 +30,12 @@ internal sealed class PostgresGroupCommit : IAsyncDisposable
                 last_created_at = greatest(last_created_at, date_trunc('milliseconds', clock_timestamp()))
             WHERE id = 1
             RETURNING enqueued, last_created_at)
-        INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids, not_after, ids_before, callback_url, status_url)
+        INSERT INTO ingestions (id, priority, created_at, batch_size, total, ids, not_after, ids_before, callback_url, status_url, trace_parent)
         SELECT b.id, b.priority, t.last_created_at, b.batch_size, b.total, b.ids, b.not_after,
                t.enqueued[b.priority + 1] - sum(b.total) OVER (PARTITION BY b.priority ORDER BY b.ord ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
-               b.callback_url, b.status_url
-        FROM unnest($1::uuid[], $2::smallint[], $3::integer[], $4::integer[], $5::bytea[], $6::timestamptz[], $8::text[], $9::text[])
-            WITH ORDINALITY AS b(id, priority, batch_size, total, ids, not_after, callback_url, status_url, ord)
+               b.callback_url, b.status_url, b.trace_parent
+        FROM unnest($1::uuid[], $2::smallint[], $3::integer[], $4::integer[], $5::bytea[], $6::timestamptz[], $8::text[], $9::text[], $10::text[])
+            WITH ORDINALITY AS b(id, priority, batch_size, total, ids, not_after, callback_url, status_url, trace_parent, ord)
         CROSS JOIN totals t
         ORDER BY b.ord
         """;
@@ -74,6 +74,7 @@ internal sealed class PostgresGroupCommit : IAsyncDisposable
         parameters.AddWithValue(PostgresTotals.Deltas(ingestions, i => i.Priority, i => i.Ids.Length));
         parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, ingestions.Select(i => i.CallbackUrl?.AbsoluteUri).ToArray());
         parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, ingestions.Select(i => i.StatusUrl).ToArray());
+        parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, ingestions.Select(i => i.TraceParent).ToArray());
     }
 
     /// <summary>One statement, so none of the group is stored if it fails; one round trip, one implicit transaction, and the other instances hear of the work once it is committed.</summary>

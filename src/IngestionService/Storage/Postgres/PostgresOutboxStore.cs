@@ -51,29 +51,26 @@ public sealed class PostgresOutboxStore(NpgsqlDataSource dataSource) : IOutboxSt
     {
         ArgumentNullException.ThrowIfNull(outboxEvent);
         ArgumentNullException.ThrowIfNull(attempt);
-        await using var batch = dataSource.CreateBatch();
-        var insert = new NpgsqlBatchCommand("""
-            INSERT INTO delivery_attempts (outbox_seq, attempt, at, duration_ms, http_status, error) VALUES ($1, $2, $3, $4, $5, $6)
+        // Fenced by the attempt count, as on SQLite: a late record of an attempt made again meanwhile stores nothing.
+        await using var command = dataSource.CreateCommand("""
+            WITH fenced AS (
+                UPDATE outbox SET attempts = $2, state = $3, lease_until = NULL,
+                    next_attempt = CASE WHEN $3 = 0 THEN clock_timestamp() + $4 ELSE next_attempt END,
+                    done_at = CASE WHEN $3 = 0 THEN NULL ELSE clock_timestamp() END
+                WHERE seq = $1 AND attempts = $2 - 1
+                RETURNING seq)
+            INSERT INTO delivery_attempts (outbox_seq, attempt, at, duration_ms, http_status, error)
+            SELECT seq, $2, $5, $6, $7, $8 FROM fenced
             """);
-        insert.Parameters.AddWithValue(outboxEvent.Seq);
-        insert.Parameters.AddWithValue(outboxEvent.Attempts + 1);
-        insert.Parameters.AddWithValue(attempt.At.ToUniversalTime());
-        insert.Parameters.AddWithValue((int)attempt.Duration.TotalMilliseconds);
-        insert.Parameters.Add(new NpgsqlParameter<int?> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = attempt.HttpStatus });
-        insert.Parameters.Add(new NpgsqlParameter<string?> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = attempt.Error });
-        var update = new NpgsqlBatchCommand("""
-            UPDATE outbox SET attempts = $2, state = $3, lease_until = NULL,
-                next_attempt = CASE WHEN $3 = 0 THEN clock_timestamp() + $4 ELSE next_attempt END,
-                done_at = CASE WHEN $3 = 0 THEN NULL ELSE clock_timestamp() END
-            WHERE seq = $1
-            """);
-        update.Parameters.AddWithValue(outboxEvent.Seq);
-        update.Parameters.AddWithValue(outboxEvent.Attempts + 1);
-        update.Parameters.AddWithValue((short)outcome.State);
-        update.Parameters.AddWithValue(outcome.RetryIn);
-        batch.BatchCommands.Add(insert);
-        batch.BatchCommands.Add(update);
-        await batch.ExecuteNonQueryAsync(cancellationToken); // one implicit transaction for the batch
+        command.Parameters.AddWithValue(outboxEvent.Seq);
+        command.Parameters.AddWithValue(outboxEvent.Attempts + 1);
+        command.Parameters.AddWithValue((short)outcome.State);
+        command.Parameters.AddWithValue(outcome.RetryIn);
+        command.Parameters.AddWithValue(attempt.At.ToUniversalTime());
+        command.Parameters.AddWithValue((int)attempt.Duration.TotalMilliseconds);
+        command.Parameters.Add(new NpgsqlParameter<int?> { NpgsqlDbType = NpgsqlDbType.Integer, TypedValue = attempt.HttpStatus });
+        command.Parameters.Add(new NpgsqlParameter<string?> { NpgsqlDbType = NpgsqlDbType.Text, TypedValue = attempt.Error });
+        await command.ExecuteNonQueryAsync(cancellationToken); // one statement: one implicit transaction
     }
 
     public async Task<TimeSpan?> NextDueInAsync(CancellationToken cancellationToken)

@@ -78,13 +78,15 @@ public sealed class SqliteOutboxStore(SqliteDatabase database, TimeProvider cloc
             var now = Milliseconds.Ceiling(clock.GetUtcNow());
             await using var record = writer.CreateCommand();
             record.Transaction = transaction;
+            // Fenced by the attempt count: an attempt whose lease ran out while another was made and stored
+            // stores nothing (the event was attempted again meanwhile: at least once either way).
             record.CommandText = """
-                INSERT INTO delivery_attempts (outbox_seq, attempt, at, duration_ms, http_status, error)
-                VALUES ($seq, $attempt, $at, $duration, $status, $error);
                 UPDATE outbox SET attempts = $attempt, state = $state, lease_until = NULL,
                     next_attempt = CASE WHEN $state = 0 THEN $next ELSE next_attempt END,
                     done_at = CASE WHEN $state = 0 THEN NULL ELSE $now END
-                WHERE seq = $seq
+                WHERE seq = $seq AND attempts = $attempt - 1;
+                INSERT INTO delivery_attempts (outbox_seq, attempt, at, duration_ms, http_status, error)
+                SELECT $seq, $attempt, $at, $duration, $status, $error WHERE changes() = 1;
                 """;
             record.Parameters.AddWithValue("$seq", outboxEvent.Seq);
             record.Parameters.AddWithValue("$attempt", outboxEvent.Attempts + 1);
