@@ -19,7 +19,8 @@ public sealed class WebhookCrashTests
         ["Upstream:SimulatedDelay"] = "00:00:00",
         ["Notifications:AllowPrivateNetworks"] = "true",
         ["Notifications:SigningSecret"] = WebhookReceiver.Secret,
-        ["Notifications:Timeout"] = "00:00:02",
+        ["Notifications:Timeout"] = "00:00:05", // the kill must land while the first attempt waits; the lease is 15 s
+        ["Notifications:RetryBaseDelay"] = "00:00:00.200",
         ["Notifications:PollInterval"] = "00:00:00.100",
     };
 
@@ -54,12 +55,14 @@ public sealed class WebhookCrashTests
             d => d.GetProperty("events")[0].GetProperty("state").GetString() == "delivered", TimeSpan.FromSeconds(60), "the event to be delivered after the restart");
 
         var received = receiver.Deliveries.ToList();
-        Assert.Equal(2, received.Count);
+        Assert.True(received.Count >= 2, $"{received.Count} deliveries");
         Assert.All(received, d => Assert.True(d.Verified, d.VerifyError));
-        Assert.Equal([$"msg_{id:N}", $"msg_{id:N}"], received.Select(d => d.Id));
-        Assert.Equal(received[0].Body, received[1].Body);
-        // The cut-short attempt left no record (its process died before it could store one); the next is the first on record.
-        var attempt = Assert.Single(deliveries.GetProperty("events")[0].GetProperty("attempts").EnumerateArray());
-        Assert.Equal((1, 200), (attempt.GetProperty("attempt").GetInt32(), attempt.GetProperty("http_status").GetInt32()));
+        Assert.All(received, d => Assert.Equal($"msg_{id:N}", d.Id));
+        Assert.Single(received.Select(d => d.Body).Distinct());
+        // The cut-short attempt left no record (its process died before it could store one), unless a loaded
+        // machine was slower to kill it than its timeout: then it is on record as that, and nothing else is.
+        var attempts = deliveries.GetProperty("events")[0].GetProperty("attempts").EnumerateArray().ToList();
+        Assert.Equal(200, attempts[^1].GetProperty("http_status").GetInt32());
+        Assert.All(attempts[..^1], a => Assert.Contains("Notifications:Timeout", a.GetProperty("error").GetString(), StringComparison.Ordinal));
     }
 }
