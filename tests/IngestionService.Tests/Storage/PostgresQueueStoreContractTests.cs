@@ -240,8 +240,9 @@ public sealed class PostgresQueueStoreContractTests() : QueueStoreContractTests(
         var leaseLeft = await Postgres.Database!.ScalarAsync<TimeSpan>($"SELECT lease_until - clock_timestamp() FROM windows WHERE seq = {window.Seq}");
         var takenTooSoon = await ClaimAsync(other, TinyWindow);
 
-        Assert.True(leaseLeft > TimeSpan.Zero, $"the window was given up {lostAfter} after its claim, once its lease had expired ({leaseLeft} left)");
-        Assert.True(lostAfter < lease, $"given up {lostAfter} after the claim, not within the lease of {lease}");
+        // On the database's clock, the one the lease is kept on: still held when the instance had given it up
+        // (timed from before the claim, the give-up can look later than the lease when a loaded machine is slow to claim).
+        Assert.True(leaseLeft > TimeSpan.Zero, $"the window was given up {lostAfter} after the claim began, once its lease had expired ({leaseLeft} left)");
         Assert.Null(takenTooSoon.Window);
         var retried = await ClaimEventuallyAsync(other, TinyWindow);  // once the lease has expired in the database
         Assert.Equal([1, 2, 3], Ids(retried));
