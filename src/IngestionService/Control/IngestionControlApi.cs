@@ -90,7 +90,6 @@ public static partial class IngestionControlApi
         string ingestionId,
         [AsParameters] IngestionActionServices services,
         IngestionMetrics metrics,
-        Notifications.OutboxSignal finals,
         CancellationToken cancellationToken)
     {
         var (context, control, reader, _, _, _, logger) = services;
@@ -100,10 +99,6 @@ public static partial class IngestionControlApi
         }
 
         var outcome = Guid.TryParse(ingestionId, out var id) ? await control.CancelAsync(id, cancellationToken) : CancelOutcome.Unknown;
-        if (outcome == CancelOutcome.Cancelled)
-        {
-            finals.Notify(); // with nothing of it in flight, the cancel made it final: its event is in the outbox
-        }
 
         switch (outcome)
         {

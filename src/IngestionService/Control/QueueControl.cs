@@ -8,7 +8,7 @@ namespace IngestionService.Control;
 /// transaction, and what should wake this process's dispatcher does (other instances see it at their
 /// next poll).
 /// </summary>
-public sealed class QueueControl(IQueueStore store, DispatchSignal signal, LimitInForce limits, TimeProvider clock, Events.ServiceEvents? events = null)
+public sealed class QueueControl(IQueueStore store, DispatchSignal signal, LimitInForce limits, TimeProvider clock, Events.ServiceEvents? events = null, Notifications.OutboxSignal? finals = null)
 {
     /// <summary>No window is admitted until <see cref="ResumeAsync"/>; the window in flight finishes.</summary>
     public async Task<QueuePause> PauseAsync(string? reason, CancellationToken cancellationToken)
@@ -38,6 +38,7 @@ public sealed class QueueControl(IQueueStore store, DispatchSignal signal, Limit
         if (outcome == CancelOutcome.Cancelled)
         {
             events?.Cancelled(ingestionId);
+            finals?.Notify(); // with nothing of it in flight, the cancel made it final: its event is in the outbox
         }
 
         return outcome;

@@ -191,7 +191,6 @@ public sealed partial class Dispatcher(
             // out (or, if the store cannot be reached now, at the next attempt).
             _handBack = window;
             await HandBackAsync();
-            events?.Finished(window, null, answeredAt, null);
             cancellationToken.ThrowIfCancellationRequested();
             return window;
         }
@@ -209,7 +208,6 @@ public sealed partial class Dispatcher(
             LogCompleteFailed(logger, exception, window.Seq);
             _handBack = window;
             await HandBackAsync();
-            events?.Finished(window, null, clock.GetUtcNow(), null);
             throw;
         }
 
@@ -276,6 +274,7 @@ public sealed partial class Dispatcher(
         {
             await store.AbandonWindowAsync(_handBack!, CancellationToken.None);
             metrics?.IdsRequeued(_handBack!.Items.Count);
+            events?.Finished(_handBack!, null, clock.GetUtcNow(), null); // abandoned, whichever way it was handed back
             _handBack = null;
         }
         catch (Exception exception) when (exception is not OperationCanceledException)

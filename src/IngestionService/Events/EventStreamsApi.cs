@@ -62,8 +62,7 @@ public static class EventStreamsApi
             return Problems.UnknownIngestion(ingestionId);
         }
 
-        var final = IngestionHistory.IsFinal(current.Status);
-        if (resumeFrom is { Done: true } && final)
+        if (resumeFrom is { Done: true } && IngestionHistory.IsFinal(current.Status))
         {
             return TypedResults.NoContent(); // it has seen the end: a browser stops reconnecting
         }
@@ -85,7 +84,7 @@ public static class EventStreamsApi
             var position = resumeFrom ?? IngestionHistory.PositionOf(current.Status);
             if (resumeFrom is null)
             {
-                await sse.EventAsync(position.ToString(), "status", current.Json, cancellationToken);
+                await sse.EventAsync(position.ToString(), "status", services.JsonOf(current), cancellationToken);
             }
 
             while (true)
@@ -99,34 +98,13 @@ public static class EventStreamsApi
 
                 if (IngestionHistory.IsFinal(current.Status))
                 {
-                    await sse.EventAsync("done", "completed", current.Json, cancellationToken);
+                    await sse.EventAsync(StreamPosition.End.ToString(), "completed", services.JsonOf(current), cancellationToken);
                     return TypedResults.Empty;
                 }
 
-                // Until an event names this ingestion (a window of its ids, its cancel), or a heartbeat: a read then
-                // makes up for a notification from another instance that never came.
-                var idText = id.ToString();
-                while (true)
+                if (!await WaitForNewsAsync(id, seen, changed, sse, services, cancellationToken))
                 {
-                    var news = services.Hub.After(seen);
-                    if (news is null || news.Any(e => e.Data.Contains(idText, StringComparison.Ordinal)))
-                    {
-                        break;
-                    }
-
-                    seen = news.Count > 0 ? news[^1].Seq : seen;
-                    var woke = await WaitAsync(changed, sse, services, cancellationToken);
-                    if (woke == Woke.Stopping)
-                    {
-                        return TypedResults.Empty;
-                    }
-
-                    if (woke == Woke.Heartbeat)
-                    {
-                        break;
-                    }
-
-                    changed = services.Hub.Changed;
+                    return TypedResults.Empty;
                 }
 
                 seen = services.Hub.Last;
@@ -210,6 +188,30 @@ public static class EventStreamsApi
         }
     }
 
+    /// <summary>
+    /// Until an event names this ingestion (a window of its ids, its cancel), or a heartbeat: a read then makes
+    /// up for a notification from another instance that never came. False once the service is stopping.
+    /// </summary>
+    private static async Task<bool> WaitForNewsAsync(Guid id, long seen, Task changed, SseWriter sse, StreamServices services, CancellationToken cancellationToken)
+    {
+        var idText = id.ToString();
+        while (services.Hub.After(seen) is { } news && !news.Any(e => e.Data.Contains(idText, StringComparison.Ordinal)))
+        {
+            seen = news.Count > 0 ? news[^1].Seq : seen;
+            switch (await WaitAsync(changed, sse, services, cancellationToken))
+            {
+                case Woke.Stopping:
+                    return false;
+                case Woke.Heartbeat:
+                    return true;
+            }
+
+            changed = services.Hub.Changed;
+        }
+
+        return true;
+    }
+
     private enum Woke
     {
         Changed,
@@ -282,8 +284,8 @@ public sealed class StreamServices(
 
     public TimeProvider Clock => clock;
 
-    /// <summary>The ingestion's status now, and the same as the JSON of <c>GET /status</c>; null when unknown.</summary>
-    public async Task<(IngestionStatus Status, string Json)?> ReadAsync(Guid ingestionId, CancellationToken cancellationToken)
+    /// <summary>The ingestion's status now, as <c>GET /status</c> builds it; null when unknown.</summary>
+    public async Task<IngestionRead?> ReadAsync(Guid ingestionId, CancellationToken cancellationToken)
     {
         if (await store.GetIngestionAsync(ingestionId, cancellationToken) is not { } snapshot)
         {
@@ -291,6 +293,16 @@ public sealed class StreamServices(
         }
 
         var (live, estimate) = StatusReport.Live(snapshot, clock.GetUtcNow(), admission.NotBefore, limits.Current);
-        return (StatusReport.Build(live, estimate), Encoding.UTF8.GetString(cache.Render(live, estimate)));
+        return new IngestionRead(StatusReport.Build(live, estimate), live, estimate);
+    }
+
+    /// <summary>The read as the JSON of <c>GET /status</c>: rendered only for the events that carry it (the first and the last).</summary>
+    public string JsonOf(IngestionRead read)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        return Encoding.UTF8.GetString(cache.Render(read.Snapshot, read.Estimate));
     }
 }
+
+/// <summary>An ingestion's status as a stream reads it, with what its JSON is rendered from.</summary>
+public sealed record IngestionRead(IngestionStatus Status, IngestionSnapshot Snapshot, WaitEstimate? Estimate);

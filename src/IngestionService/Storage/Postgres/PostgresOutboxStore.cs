@@ -16,15 +16,8 @@ public sealed class PostgresOutboxStore(NpgsqlDataSource dataSource) : IOutboxSt
 
     public async Task<IReadOnlyList<OutboxEvent>> TakeDueAsync(int max, TimeSpan lease, CancellationToken cancellationToken)
     {
-        // A read first, with the take's own condition, so an idle outbox costs no write.
-        await using (var any = dataSource.CreateCommand($"SELECT EXISTS (SELECT 1 FROM outbox WHERE {DueSql})"))
-        {
-            if (await any.ExecuteScalarAsync(cancellationToken) is not true)
-            {
-                return [];
-            }
-        }
-
+        // One statement: an UPDATE that finds nothing due writes nothing (no row, no transaction id), so an idle
+        // outbox needs no read before it, unlike SQLite's, where any write takes the one writer.
         await using var command = dataSource.CreateCommand($"""
             UPDATE outbox o SET lease_until = clock_timestamp() + $2
             FROM (SELECT seq FROM outbox WHERE {DueSql} ORDER BY next_attempt, seq LIMIT $1 FOR UPDATE SKIP LOCKED) due
