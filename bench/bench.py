@@ -265,6 +265,10 @@ def compare_bench(args):
     temporary worktree: both on fresh databases, warmed up alike, then every http scenario in alternating
     rounds. The ratio this/REV is what a change cost or gained; the machine's noise hits both sides."""
     build(projects=("src/IngestionService",))
+    cluster = None
+    if args.store == "postgres":  # one throwaway cluster, a database for each side
+        from postgres import ThrowawayPostgres
+        cluster = ThrowawayPostgres().start()
     worktree = tempfile.mkdtemp(prefix="bench-compare-")
     subprocess.run(["git", "worktree", "add", "--detach", worktree, args.revision], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -272,17 +276,25 @@ def compare_bench(args):
     try:
         build(worktree, ("src/IngestionService",))
         other_dll = os.path.join(worktree, os.path.relpath(SERVICE_DLL, ROOT))
-        for name, dll in ((args.revision, other_dll), ("this", SERVICE_DLL)):
-            folders.append(tempfile.mkdtemp(prefix=f"bench-compare-{name}-"))
-            servers.append(Server(dll, {"Logging:LogLevel:Default": "Warning"}, data_dir=folders[-1], name=name))
+        for side, (name, dll) in enumerate(((args.revision, other_dll), ("this", SERVICE_DLL))):
+            settings = {"Logging:LogLevel:Default": "Warning"}
+            if cluster is not None:
+                cluster.sql(f"CREATE DATABASE side{side}", database="postgres")
+                settings.update({"Storage:Provider": "Postgres", "Storage:ConnectionString": cluster.connection_string.replace("Database=ingestion", f"Database=side{side}")})
+                servers.append(Server(dll, settings, name=name))
+            else:
+                folders.append(tempfile.mkdtemp(prefix=f"bench-compare-{name}-"))
+                servers.append(Server(dll, settings, data_dir=folders[-1], name=name))
             servers[-1].start()
-        side_by_side(servers, args, f"{args.revision} vs this checkout")
+        side_by_side(servers, args, f"{args.revision} vs this checkout on {args.store}")
         print(f"\nresident memory after the run: {args.revision} {servers[0].rss_mb():.0f} MB, this {servers[1].rss_mb():.0f} MB")
     finally:
         for server in servers:
             server.stop()
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+        if cluster is not None:
+            cluster.stop()
         subprocess.run(["git", "worktree", "remove", "--force", worktree], cwd=ROOT, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -537,7 +549,7 @@ def main():
     parser.add_argument("revision", nargs="?", help="compare: the git revision to measure this checkout against")
     parser.add_argument("--seconds", type=int, default=10, help="length of one wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (medians are quoted)")
-    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite", help="scale, soak, sweep: the store to run on")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite", help="scale, compare, soak, sweep: the store to run on")
     parser.add_argument("--minutes", type=float, default=10, help="soak: how long")
     parser.add_argument("--posts", type=int, default=20, help="soak: 5-id POSTs per second (and as many status reads)")
     parser.add_argument("--ingestions", type=int, default=100_000, help="sweep: finished ingestions to sweep")
