@@ -7,10 +7,13 @@ namespace IngestionService.Storage.Postgres;
 
 /// <summary>
 /// Status reads, grouped: the reads that arrive while others are in flight share the next statement,
-/// <c>ingestion_status()</c> (see <c>Schema/009_status_read.sql</c>) over an array of ids, so a busy
-/// service pays one round trip, one wake-up and one socket read per group instead of per read; a lone read
-/// goes at once. Each read still comes from one snapshot. Two groups may be in flight, so the database
-/// works on one while the next gathers.
+/// so a busy service pays one round trip, one wake-up and one socket read per group instead of per read;
+/// a lone read goes at once. Two groups may be in flight, so the database works on one while the next
+/// gathers. Each group runs on a listening session (<see cref="PostgresStatusSessions"/>) and answers
+/// from memory what no commit has touched since it was read (<see cref="PostgresStatusMemo"/>): the
+/// group's statement reads, in one call of <c>ingestion_status()</c> (<c>Schema/009_status_read.sql</c>)
+/// over an array of ids, only the ingestions memory lacks, and even when it lacks none a statement runs,
+/// so every notification sent before it has been heard when the group answers. Each answer comes from one snapshot.
 /// </summary>
 public sealed class PostgresStatusReads : IAsyncDisposable
 {
@@ -31,24 +34,66 @@ public sealed class PostgresStatusReads : IAsyncDisposable
         FROM unnest($1::uuid[]) WITH ORDINALITY AS r(id, ord), LATERAL ingestion_status(r.id) AS s
         """;
 
-    private readonly NpgsqlDataSource _dataSource;
+    private readonly PostgresStatusMemo _memo = new();
+    private readonly PostgresStatusSessions _sessions;
     private readonly PostgresGroups<Guid, IngestionSnapshot?> _groups;
 
     public PostgresStatusReads(NpgsqlDataSource dataSource)
     {
-        _dataSource = dataSource;
-        _groups = new PostgresGroups<Guid, IngestionSnapshot?>(ReadGroupAsync, MaxReadsPerStatement, ConcurrentReads);
+        _sessions = new PostgresStatusSessions(dataSource, _memo, ConcurrentReads);
+        _groups = new PostgresGroups<Guid, IngestionSnapshot?>(ids => _sessions.RunAsync(session => ReadGroupAsync(session, ids)), MaxReadsPerStatement, ConcurrentReads);
     }
 
     /// <summary>The group is read whoever stops waiting: a caller that gives up only stops waiting for it.</summary>
     public Task<IngestionSnapshot?> ReadAsync(Guid ingestionId, CancellationToken cancellationToken) =>
         _groups.SubmitAsync(ingestionId).WaitAsync(cancellationToken);
 
-    private async Task<IngestionSnapshot?[]> ReadGroupAsync(IReadOnlyList<Guid> ingestionIds)
+    private async Task<IngestionSnapshot?[]> ReadGroupAsync(NpgsqlConnection session, IReadOnlyList<Guid> ingestionIds)
     {
-        await using var command = _dataSource.CreateCommand(Sql);
-        command.Parameters.AddWithValue(ingestionIds.ToArray());
-        var builders = new SnapshotRows?[ingestionIds.Count];
+        var answers = new IngestionSnapshot?[ingestionIds.Count];
+        var remembered = new List<(int Index, int Generation)>();
+        var missing = new List<int>();
+        var generations = _memo.Current;
+        for (var i = 0; i < ingestionIds.Count; i++)
+        {
+            if (generations.TryGet(ingestionIds[i], out answers[i], out var which))
+            {
+                remembered.Add((i, which));
+            }
+            else
+            {
+                missing.Add(i);
+            }
+        }
+
+        await ReadAsync(session, ingestionIds, missing, answers, generations);
+
+        // Everything committed before the statement began has been heard: what it touched is read again.
+        var touched = remembered.Where(r => !generations.IsOpen(r.Generation)).Select(r => r.Index).ToList();
+        if (touched.Count > 0)
+        {
+            await ReadAsync(session, ingestionIds, touched, answers, _memo.Current);
+        }
+
+        return answers;
+    }
+
+    /// <summary>
+    /// Reads the ingestions at <paramref name="indexes"/> into <paramref name="answers"/> and keeps them in
+    /// <paramref name="generations"/> (taken before the statement); with none to read, only the fence runs.
+    /// </summary>
+    private static async Task ReadAsync(NpgsqlConnection session, IReadOnlyList<Guid> ingestionIds, List<int> indexes, IngestionSnapshot?[] answers, PostgresStatusMemo.Generations generations)
+    {
+        if (indexes.Count == 0)
+        {
+            await using var fence = new NpgsqlCommand(PostgresStatusSessions.Fence, session);
+            await fence.ExecuteNonQueryAsync();
+            return;
+        }
+
+        await using var command = new NpgsqlCommand(Sql, session);
+        command.Parameters.AddWithValue(indexes.ConvertAll(i => ingestionIds[i]).ToArray());
+        var builders = new SnapshotRows?[indexes.Count];
         var shared = new SnapshotRows();
         await using (var reader = await command.ExecuteReaderAsync())
         {
@@ -59,16 +104,19 @@ public sealed class PostgresStatusReads : IAsyncDisposable
             }
         }
 
-        var snapshots = new IngestionSnapshot?[ingestionIds.Count];
-        for (var i = 0; i < ingestionIds.Count; i++)
+        for (var k = 0; k < indexes.Count; k++)
         {
-            snapshots[i] = builders[i]?.Build(ingestionIds[i], shared);
+            var id = ingestionIds[indexes[k]];
+            var snapshot = answers[indexes[k]] = builders[k]?.Build(id, shared);
+            generations.Keep(id, snapshot);
         }
-
-        return snapshots;
     }
 
-    public ValueTask DisposeAsync() => _groups.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await _groups.DisposeAsync();
+        await _sessions.DisposeAsync();
+    }
 
     /// <summary>The rows of one ingestion, told apart by their kind (column 1), gathered into its snapshot.</summary>
     private sealed class SnapshotRows

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace IngestionService.Storage.Sqlite;
 
 /// <summary>
@@ -19,14 +17,14 @@ internal sealed class SnapshotMemo
 
     internal const long MaxBytes = 32L * 1024 * 1024;
 
-    private Generation<Read> _known = new();
-    private Generation<bool> _unknown = new();
+    private MemoGeneration<Read> _known = NewGeneration<Read>();
+    private MemoGeneration<bool> _unknown = NewGeneration<bool>();
 
     /// <summary>Ingestions as read since the last commit that moved work along.</summary>
-    public Generation<Read> Known => Volatile.Read(ref _known);
+    public MemoGeneration<Read> Known => Volatile.Read(ref _known);
 
     /// <summary>Ids found unknown since the last commit that created ingestions.</summary>
-    public Generation<bool> Unknown => Volatile.Read(ref _unknown);
+    public MemoGeneration<bool> Unknown => Volatile.Read(ref _unknown);
 
     /// <summary>
     /// Just before a commit that moves work along: from the moment it is visible until
@@ -35,13 +33,13 @@ internal sealed class SnapshotMemo
     public void Progressing() => Known.Close();
 
     /// <summary>After a commit that changed what status reads show; before the writer answers anyone.</summary>
-    public void Progressed() => Volatile.Write(ref _known, new Generation<Read>());
+    public void Progressed() => Volatile.Write(ref _known, NewGeneration<Read>());
 
     /// <summary>Just before a commit that creates ingestions.</summary>
     public void Creating() => Unknown.Close();
 
     /// <summary>After a commit that created ingestions.</summary>
-    public void Created() => Volatile.Write(ref _unknown, new Generation<bool>());
+    public void Created() => Volatile.Write(ref _unknown, NewGeneration<bool>());
 
     /// <summary>
     /// What one read of an ingestion found, without what depends on the live counters: the snapshot's
@@ -50,42 +48,8 @@ internal sealed class SnapshotMemo
     internal sealed record Read(IngestionSnapshot Snapshot, long? IdsBefore, long RequeuedAhead)
     {
         /// <summary>Roughly what the entry keeps alive: the ids and the window spans dominate.</summary>
-        public long Bytes { get; } = 64 + (Snapshot.Ids.Length * 4L) + (Snapshot.Spans.Count * 56L) + ((Snapshot.Requeued.Count + Snapshot.Failed.Count) * 4L);
+        public long Bytes { get; } = MemoGeneration.SizeOf(Snapshot);
     }
 
-    internal sealed class Generation<T>
-    {
-        private readonly ConcurrentDictionary<Guid, T> _entries = new();
-        private long _bytes;
-        private int _count; // kept apart: ConcurrentDictionary.Count takes every lock
-
-        public int Count => Volatile.Read(ref _count);
-
-        private volatile bool _closed;
-
-        public bool TryGet(Guid id, out T value)
-        {
-            value = default!;
-            return !_closed && _entries.TryGetValue(id, out value!);
-        }
-
-        /// <summary>Serves nothing more and keeps nothing more: a commit is about to change what it holds.</summary>
-        public void Close() => _closed = true;
-
-        /// <summary>Keeps an answer unless the generation is closed or full; a full one fills again at the next commit.</summary>
-        public void Add(Guid id, T value, long bytes)
-        {
-            if (_closed)
-            {
-                return;
-            }
-
-            // Reserved before adding, so readers racing each other cannot take it past its bounds.
-            if (Interlocked.Increment(ref _count) > MaxEntries | Interlocked.Add(ref _bytes, bytes) > MaxBytes || !_entries.TryAdd(id, value))
-            {
-                Interlocked.Decrement(ref _count);
-                Interlocked.Add(ref _bytes, -bytes);
-            }
-        }
-    }
+    private static MemoGeneration<T> NewGeneration<T>() => new(MaxEntries, MaxBytes);
 }
