@@ -30,12 +30,16 @@ internal sealed class MemoGeneration<T>(int maxEntries, long maxBytes)
     /// <summary>Serves nothing more and keeps nothing more.</summary>
     public void Close() => _closed = true;
 
-    /// <summary>Keeps an answer unless the generation is closed or full; a full one fills again in the next generation.</summary>
-    public void Add(Guid id, T value, long bytes)
+    /// <summary>
+    /// Keeps an answer unless the generation is closed or full (a full one fills again in the next
+    /// generation); says whether it did. With <paramref name="same"/>, an answer for an id already kept
+    /// that differs from the kept one closes the generation instead: one of the two is older than a commit.
+    /// </summary>
+    public bool Add(Guid id, T value, long bytes, Func<T, T, bool>? same = null)
     {
         if (_closed)
         {
-            return;
+            return false;
         }
 
         // Reserved before adding, so readers racing each other cannot take it past its bounds.
@@ -43,7 +47,15 @@ internal sealed class MemoGeneration<T>(int maxEntries, long maxBytes)
         {
             Interlocked.Decrement(ref _count);
             Interlocked.Add(ref _bytes, -bytes);
+            if (same is not null && _entries.TryGetValue(id, out var kept) && !same(kept, value))
+            {
+                Close();
+            }
+
+            return false;
         }
+
+        return true;
     }
 }
 

@@ -36,8 +36,12 @@ public sealed class PostgresBackend : IStoreBackend
 
     public Task<StoreUnderTest> OpenAsync() => OpenAsync(TimeSpan.FromSeconds(10));
 
-    /// <summary>An instance with its own connection pool and the given lease; with <paramref name="proxy"/>, its connections go through it.</summary>
-    public async Task<StoreUnderTest> OpenAsync(TimeSpan lease, bool initialize = true, BlackHoleProxy? proxy = null)
+    /// <summary>
+    /// An instance with its own connection pool and the given lease; with <paramref name="proxy"/>, its
+    /// connections go through it; <paramref name="statusQuietAfter"/> is how long its status sessions may go
+    /// unused before they stop listening.
+    /// </summary>
+    public async Task<StoreUnderTest> OpenAsync(TimeSpan lease, bool initialize = true, BlackHoleProxy? proxy = null, TimeSpan? statusQuietAfter = null)
     {
         var database = await _database.Value;
         var connectionString = proxy is null ? database.ConnectionString
@@ -48,7 +52,7 @@ public sealed class PostgresBackend : IStoreBackend
             _dataSources.Add(dataSource);
         }
 
-        return await StoreUnderTest.OpenPostgresAsync(dataSource, lease, initialize);
+        return await StoreUnderTest.OpenPostgresAsync(dataSource, lease, initialize, statusQuietAfter);
     }
 
     public async ValueTask DisposeAsync()

@@ -36,6 +36,9 @@ public sealed class StoreUnderTest : IQueueStore, IQueueReader, IAsyncDisposable
     /// <summary>The embedded store's file, for what only it does (checkpoints); null on PostgreSQL.</summary>
     public SqliteDatabase? Sqlite { get; }
 
+    /// <summary>The shared store's status reads, for what only they do (answers from memory); null on SQLite.</summary>
+    public PostgresStatusReads? StatusReads { get; private init; }
+
     public TimeSpan? PollInterval => Queue.PollInterval;
 
     /// <summary>The embedded store on a SQLite file, on the process's clock unless a test gives its own.</summary>
@@ -62,18 +65,19 @@ public sealed class StoreUnderTest : IQueueStore, IQueueReader, IAsyncDisposable
     }
 
     /// <summary>The shared store as one instance on PostgreSQL; disposing it hands its running windows back, as a graceful stop does.</summary>
-    public static async Task<StoreUnderTest> OpenPostgresAsync(NpgsqlDataSource dataSource, TimeSpan lease, bool initialize = true)
+    public static async Task<StoreUnderTest> OpenPostgresAsync(NpgsqlDataSource dataSource, TimeSpan lease, bool initialize = true, TimeSpan? statusQuietAfter = null)
     {
         var queue = new PostgresQueueStore(
             dataSource,
             Options.Create(new IngestionOptions { Lease = lease, PollInterval = TimeSpan.FromMilliseconds(100) }),
             NullLogger<PostgresQueueStore>.Instance);
-        var reads = new PostgresStatusReads(dataSource);
+        var reads = new PostgresStatusReads(dataSource, statusQuietAfter);
         var store = new StoreUnderTest(queue, new PostgresQueueReader(dataSource, reads), new PostgresOutboxStore(dataSource), async () =>
         {
             await queue.DisposeAsync();
             await reads.DisposeAsync();
-        });
+        })
+        { StatusReads = reads };
         if (initialize)
         {
             await store.InitializeAsync(TestContext.Current.CancellationToken);

@@ -28,96 +28,121 @@ internal sealed class PostgresStatusMemo
     /// <summary>The payload of any other commit that changed what a status shows.</summary>
     public const string Changed = "changed";
 
-    /// <summary>Per generation: answers of each priority and unknown ids alike.</summary>
+    /// <summary>Per generation: answers of one priority, or unknown ids.</summary>
     internal const int MaxEntries = 4096;
 
     internal const long MaxBytes = 16L * 1024 * 1024;
 
-    private readonly MemoGeneration<IngestionSnapshot>[] _known = [New<IngestionSnapshot>(), New<IngestionSnapshot>(), New<IngestionSnapshot>()];
-    private MemoGeneration<bool> _unknown = New<bool>();
+    /// <summary>The slot of the unknown ids, after one per priority.</summary>
+    internal const int Unknown = 3;
+
+    private const int UnknownBytes = 64;
+
+    private readonly MemoGeneration<IngestionSnapshot?>[] _slots = [New(), New(), New(), New()];
+    private readonly Lock _hearing = new();
 
     /// <summary>The generations in force now; a read takes them before it asks the database anything.</summary>
-    public Generations Current => new(Volatile.Read(ref _known[0]), Volatile.Read(ref _known[1]), Volatile.Read(ref _known[2]), Volatile.Read(ref _unknown));
+    public Generations Current
+    {
+        get
+        {
+            lock (_hearing)
+            {
+                return new Generations([.. _slots]);
+            }
+        }
+    }
 
     /// <summary>
     /// A commit told its listeners. New ingestions change what an unknown id finds and the ids ahead of
-    /// the waiting ingestions of every priority below theirs (never of the highest), nothing else.
+    /// the waiting ingestions of every priority below theirs (never of the highest), nothing else. Each
+    /// generation is closed before its successor is in place, so when this returns no older one is open.
     /// </summary>
     public void Heard(string payload)
     {
         var created = payload == Created;
-        for (var priority = created ? Priority.Medium : Priority.High; priority <= Priority.Low; priority++)
+        lock (_hearing)
         {
-            Interlocked.Exchange(ref _known[(int)priority], New<IngestionSnapshot>()).Close();
-        }
+            for (var slot = created ? (int)Priority.Medium : (int)Priority.High; slot <= (int)Priority.Low; slot++)
+            {
+                Renew(slot);
+            }
 
-        if (created)
-        {
-            Interlocked.Exchange(ref _unknown, New<bool>()).Close();
+            if (created)
+            {
+                Renew(Unknown);
+            }
         }
     }
 
     /// <summary>A session starts listening: what was committed before it did was never heard, so nothing read before is served.</summary>
     public void Forget()
     {
-        Heard(Changed);
-        Heard(Created);
+        lock (_hearing)
+        {
+            for (var slot = 0; slot < _slots.Length; slot++)
+            {
+                Renew(slot);
+            }
+        }
     }
 
-    private static MemoGeneration<T> New<T>() => new(MaxEntries, MaxBytes);
-
-    /// <summary>The generations one group of reads took; <c>which</c> names one (0–2 a priority's answers, 3 the unknown ids).</summary>
-    internal readonly record struct Generations(
-        MemoGeneration<IngestionSnapshot> High, MemoGeneration<IngestionSnapshot> Medium, MemoGeneration<IngestionSnapshot> Low, MemoGeneration<bool> Unknown)
+    private void Renew(int slot)
     {
-        public bool TryGet(Guid id, out IngestionSnapshot? snapshot, out int which)
+        _slots[slot].Close();
+        _slots[slot] = New();
+    }
+
+    private static MemoGeneration<IngestionSnapshot?> New() => new(MaxEntries, MaxBytes);
+
+    /// <summary>Whether two answers show the same: an answer kept twice in one generation must be the same one.</summary>
+    internal static bool Same(IngestionSnapshot? a, IngestionSnapshot? b) =>
+        ReferenceEquals(a, b) || (a is not null && b is not null
+            && (a.Id, a.Priority, a.Started, a.Completed, a.IdsAhead, a.PausedUntil, a.QueuePaused, a.Cancel, a.NotAfter)
+               == (b.Id, b.Priority, b.Started, b.Completed, b.IdsAhead, b.PausedUntil, b.QueuePaused, b.Cancel, b.NotAfter)
+            && a.Spans.SequenceEqual(b.Spans) && a.Requeued.SequenceEqual(b.Requeued) && a.Failed.SequenceEqual(b.Failed));
+
+    /// <summary>The generations one group of reads took: one per priority, then the unknown ids.</summary>
+    internal readonly struct Generations(MemoGeneration<IngestionSnapshot?>[] slots)
+    {
+        /// <summary>An answer kept for <paramref name="id"/> (null: unknown), and the slot it is in.</summary>
+        public bool TryGet(Guid id, out IngestionSnapshot? snapshot, out int slot)
         {
-            (snapshot, which) = (null, -1);
-            if (High.TryGet(id, out var high))
+            for (slot = 0; slot < slots.Length; slot++)
             {
-                (snapshot, which) = (high, 0);
-            }
-            else if (Medium.TryGet(id, out var medium))
-            {
-                (snapshot, which) = (medium, 1);
-            }
-            else if (Low.TryGet(id, out var low))
-            {
-                (snapshot, which) = (low, 2);
-            }
-            else if (Unknown.TryGet(id, out _))
-            {
-                which = 3;
+                if (slots[slot].TryGet(id, out snapshot))
+                {
+                    return true;
+                }
             }
 
-            return which >= 0;
+            (snapshot, slot) = (null, -1);
+            return false;
         }
 
-        /// <summary>Whether nothing heard since these were taken touched generation <paramref name="which"/>.</summary>
-        public bool IsOpen(int which) => which switch
-        {
-            0 => High.IsOpen,
-            1 => Medium.IsOpen,
-            2 => Low.IsOpen,
-            _ => Unknown.IsOpen,
-        };
+        /// <summary>Whether nothing heard since these were taken touched generation <paramref name="slot"/>.</summary>
+        public bool IsOpen(int slot) => slots[slot].IsOpen;
 
-        /// <summary>Keeps what a statement sent after these were taken read: an ingestion, or null for an unknown id.</summary>
+        /// <summary>
+        /// Keeps what a statement sent after these were taken read: an ingestion, or null for an unknown id.
+        /// Two reads in one generation can still disagree, when a commit is visible but not yet heard; then
+        /// the generations holding both answers close, so neither is served again.
+        /// </summary>
         public void Keep(Guid id, IngestionSnapshot? snapshot)
         {
-            if (snapshot is null)
-            {
-                Unknown.Add(id, true, 64);
-                return;
-            }
+            var home = snapshot is null ? Unknown : (int)snapshot.Priority;
+            slots[home].Add(id, snapshot, snapshot is null ? UnknownBytes : MemoGeneration.SizeOf(snapshot), Same);
 
-            var known = snapshot.Priority switch
+            // Added first (or not, if its generation is closed or full), looked for elsewhere second, so of two
+            // reads keeping different answers at once at least one sees the other's.
+            for (var slot = 0; slot < slots.Length; slot++)
             {
-                Priority.High => High,
-                Priority.Medium => Medium,
-                _ => Low,
-            };
-            known.Add(id, snapshot, MemoGeneration.SizeOf(snapshot));
+                if (slot != home && slots[slot].TryGet(id, out var other) && !Same(other, snapshot))
+                {
+                    slots[slot].Close();
+                    slots[home].Close();
+                }
+            }
         }
     }
 }

@@ -21,7 +21,8 @@ public sealed class PostgresStatusReads : IAsyncDisposable
     private const int ConcurrentReads = 2;
 
     /// <summary>
-    /// Rows of ingestion <c>ord</c> (1-based, in the order of the ids) and, at <c>ord</c> 0, what every one
+    /// Whatever this reads must be covered by the triggers of <c>Schema/011_status_notify.sql</c>, or
+    /// answers from memory would miss its changes. Rows of ingestion <c>ord</c> (1-based, in the order of the ids) and, at <c>ord</c> 0, what every one
     /// of them shares: the limiter's pauses (kind 7) and the running totals by priority (kind 6).
     /// </summary>
     private const string Sql = """
@@ -38,11 +39,17 @@ public sealed class PostgresStatusReads : IAsyncDisposable
     private readonly PostgresStatusSessions _sessions;
     private readonly PostgresGroups<Guid, IngestionSnapshot?> _groups;
 
-    public PostgresStatusReads(NpgsqlDataSource dataSource)
+    private long _fromMemory;
+
+    /// <summary>Status reads on <paramref name="dataSource"/>; <paramref name="quietAfter"/> is how long a listening session may go unused before it stops listening.</summary>
+    public PostgresStatusReads(NpgsqlDataSource dataSource, TimeSpan? quietAfter = null)
     {
-        _sessions = new PostgresStatusSessions(dataSource, _memo, ConcurrentReads);
+        _sessions = new PostgresStatusSessions(dataSource, _memo, ConcurrentReads, quietAfter);
         _groups = new PostgresGroups<Guid, IngestionSnapshot?>(ids => _sessions.RunAsync(session => ReadGroupAsync(session, ids)), MaxReadsPerStatement, ConcurrentReads);
     }
+
+    /// <summary>How many reads were answered from memory so far.</summary>
+    public long AnsweredFromMemory => Interlocked.Read(ref _fromMemory);
 
     /// <summary>The group is read whoever stops waiting: a caller that gives up only stops waiting for it.</summary>
     public Task<IngestionSnapshot?> ReadAsync(Guid ingestionId, CancellationToken cancellationToken) =>
@@ -70,6 +77,7 @@ public sealed class PostgresStatusReads : IAsyncDisposable
 
         // Everything committed before the statement began has been heard: what it touched is read again.
         var touched = remembered.Where(r => !generations.IsOpen(r.Generation)).Select(r => r.Index).ToList();
+        Interlocked.Add(ref _fromMemory, remembered.Count - touched.Count);
         if (touched.Count > 0)
         {
             await ReadAsync(session, ingestionIds, touched, answers, _memo.Current);

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Threading.Channels;
 using Npgsql;
 
 namespace IngestionService.Storage.Postgres;
@@ -7,36 +6,39 @@ namespace IngestionService.Storage.Postgres;
 /// <summary>
 /// The sessions status reads run on, each listening on <see cref="PostgresStatusMemo.Channel"/> while it
 /// is in use, so the answer to any statement on one arrives after the notifications of everything
-/// committed before it (<see cref="PostgresStatusMemo"/>). A session is opened when first needed and again
-/// after any error. One left unused for <see cref="QuietAfter"/> stops listening: PostgreSQL wakes every
-/// listening session at every commit that notifies (a busy instance's submissions among them), so a
-/// service nobody polls would pay for a memory nobody uses, and notifications nobody reads would pile up in
-/// the server's queue. Listening again, it forgets everything, since it heard nothing meanwhile.
+/// committed before it (<see cref="PostgresStatusMemo"/>). The session used last is used first, so a
+/// lightly loaded instance keeps reusing one. A session is opened when first needed and again after any
+/// error. One left unused for <c>quietAfter</c> (a second by default) stops listening: PostgreSQL wakes
+/// every listening session at every commit that notifies (a busy instance's submissions among them), so an
+/// instance nobody polls would pay for a memory nobody uses. Listening again, it forgets everything, since
+/// it heard nothing meanwhile.
 /// </summary>
 internal sealed class PostgresStatusSessions : IAsyncDisposable
 {
-    public static readonly TimeSpan QuietAfter = TimeSpan.FromMilliseconds(250);
+    public static readonly TimeSpan DefaultQuietAfter = TimeSpan.FromSeconds(1);
 
     /// <summary>The statement that only waits for what the session has been told.</summary>
     public const string Fence = "SELECT NULL";
 
+    /// <summary>Seconds an UNLISTEN may take: a session that cannot answer that fast is closed instead.</summary>
+    private const int UnlistenTimeout = 2;
+
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresStatusMemo _memo;
-    private readonly Channel<Session> _free = Channel.CreateUnbounded<Session>();
+    private readonly TimeSpan _quietAfter;
+    private readonly List<Session> _free; // a stack: the last returned on top
+    private readonly SemaphoreSlim _available;
     private readonly Session[] _sessions;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _quieting;
 
-    public PostgresStatusSessions(NpgsqlDataSource dataSource, PostgresStatusMemo memo, int count)
+    public PostgresStatusSessions(NpgsqlDataSource dataSource, PostgresStatusMemo memo, int count, TimeSpan? quietAfter = null)
     {
-        (_dataSource, _memo) = (dataSource, memo);
+        (_dataSource, _memo, _quietAfter) = (dataSource, memo, quietAfter ?? DefaultQuietAfter);
         _sessions = [.. Enumerable.Range(0, count).Select(_ => new Session())];
-        foreach (var session in _sessions)
-        {
-            _free.Writer.TryWrite(session);
-        }
-
-        _quieting = Task.Run(QuietIdleSessionsAsync);
+        _free = [.. _sessions];
+        _available = new SemaphoreSlim(count);
+        _quieting = _quietAfter == Timeout.InfiniteTimeSpan ? Task.CompletedTask : Task.Run(QuietUnusedSessionsAsync);
     }
 
     /// <summary>
@@ -46,7 +48,8 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
     /// </summary>
     public async Task<T> RunAsync<T>(Func<NpgsqlConnection, Task<T>> work)
     {
-        var session = await _free.Reader.ReadAsync();
+        await _available.WaitAsync();
+        var session = Take(_ => true)!;
         try
         {
             while (true)
@@ -71,8 +74,37 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
         }
         finally
         {
-            _free.Writer.TryWrite(session);
+            Return(session);
         }
+    }
+
+    /// <summary>The topmost free session that <paramref name="wanted"/> accepts; the caller holds one count of <see cref="_available"/>.</summary>
+    private Session? Take(Func<Session, bool> wanted)
+    {
+        lock (_free)
+        {
+            for (var i = _free.Count - 1; i >= 0; i--)
+            {
+                if (wanted(_free[i]))
+                {
+                    var session = _free[i];
+                    _free.RemoveAt(i);
+                    return session;
+                }
+            }
+
+            return null;
+        }
+    }
+
+    private void Return(Session session)
+    {
+        lock (_free)
+        {
+            _free.Add(session);
+        }
+
+        _available.Release();
     }
 
     private async Task<NpgsqlConnection> ListeningAsync(Session session)
@@ -85,37 +117,41 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
         if (session.Connection is null)
         {
             var connection = await _dataSource.OpenConnectionAsync();
-            connection.Notification += (_, heard) => _memo.Heard(heard.Payload);
+            connection.Notification += (_, heard) =>
+            {
+                if (heard.Channel == PostgresStatusMemo.Channel)
+                {
+                    _memo.Heard(heard.Payload);
+                }
+            };
             session.Connection = connection;
         }
 
-        await ExecuteAsync(session.Connection, $"LISTEN {PostgresStatusMemo.Channel}");
+        await Session.ExecuteAsync(session.Connection, $"LISTEN {PostgresStatusMemo.Channel}");
         session.Listening = true;
         _memo.Forget();
         return session.Connection;
     }
 
-    private async Task QuietIdleSessionsAsync()
+    private async Task QuietUnusedSessionsAsync()
     {
-        using var timer = new PeriodicTimer(QuietAfter);
+        using var timer = new PeriodicTimer(_quietAfter);
         while (await TickAsync(timer))
         {
-            // Only the sessions free right now: one in use is listened to anyway.
-            var free = new List<Session>(_sessions.Length);
-            while (free.Count < _sessions.Length && _free.Reader.TryRead(out var session))
+            // One due session at a time, taken like a read takes one; the others stay free meanwhile.
+            while (_available.Wait(0))
             {
-                free.Add(session);
-            }
+                var session = Take(s => s.Listening && Stopwatch.GetElapsedTime(s.LastUsed) >= _quietAfter);
+                if (session is null)
+                {
+                    _available.Release();
+                    break;
+                }
 
-            foreach (var session in free)
-            {
                 try
                 {
-                    if (session is { Connection: { } connection, Listening: true } && Stopwatch.GetElapsedTime(session.LastUsed) >= QuietAfter)
-                    {
-                        session.Listening = false;
-                        await ExecuteAsync(connection, "UNLISTEN *", _stopping.Token);
-                    }
+                    session.Listening = false;
+                    await Session.ExecuteAsync(session.Connection!, "UNLISTEN *", UnlistenTimeout, _stopping.Token);
                 }
                 catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException or IOException or TimeoutException or OperationCanceledException)
                 {
@@ -123,7 +159,7 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
                 }
                 finally
                 {
-                    _free.Writer.TryWrite(session);
+                    Return(session);
                 }
             }
         }
@@ -141,12 +177,6 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
         }
     }
 
-    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken = default)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync();
@@ -157,6 +187,7 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
         }
 
         _stopping.Dispose();
+        _available.Dispose();
     }
 
     private sealed class Session
@@ -167,7 +198,18 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
 
         public long LastUsed { get; set; } = Stopwatch.GetTimestamp();
 
-        /// <summary>Stops listening first: a closed connection waits in the pool, and nobody would read what it is told.</summary>
+        public static async Task ExecuteAsync(NpgsqlConnection connection, string sql, int? timeoutSeconds = null, CancellationToken cancellationToken = default)
+        {
+            await using var command = new NpgsqlCommand(sql, connection);
+            if (timeoutSeconds is { } timeout)
+            {
+                command.CommandTimeout = timeout;
+            }
+
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        /// <summary>Stops listening first (a closed connection waits in the pool, and nobody would read what it is told), unless it is broken.</summary>
         public async ValueTask CloseAsync()
         {
             if (Connection is not { } connection)
@@ -180,12 +222,12 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
             {
                 if (connection.FullState == System.Data.ConnectionState.Open)
                 {
-                    await ExecuteAsync(connection, "UNLISTEN *");
+                    await ExecuteAsync(connection, "UNLISTEN *", UnlistenTimeout);
                 }
             }
             catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException or IOException or TimeoutException)
             {
-                // Broken: the pool drops it.
+                // Broken after all: the pool drops it.
             }
             finally
             {

@@ -11,8 +11,11 @@
 -- transaction that holds the limiter's lock: inserts and updates tell per row changed, so it tells
 -- nobody. Lease renewals and call marks change nothing a status shows, and neither does the recount of
 -- `ids_before` on its own (it runs only within a move, whose change of the moved ingestion tells).
--- Inserts of new ingestions and deletes (the sweep's, many rows at once) tell once per statement, and only
--- from a transaction that has written something.
+-- Inserts of new ingestions and deletes (the sweep's, many rows at once) tell once per statement, from
+-- a transaction that has a transaction id (one that wrote or locked a row): a poll that writes nothing
+-- has none, so it tells nobody and stays a read with no commit record.
+-- Whatever Storage/Postgres/PostgresStatusReads.cs reads (migration 009's ingestion_status(), the totals
+-- of 008, the limiter's pauses) must stay covered here.
 CREATE FUNCTION notify_status_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
@@ -29,12 +32,16 @@ CREATE TRIGGER ingestions_changed
     FOR EACH ROW EXECUTE FUNCTION notify_status_changed('changed');
 CREATE TRIGGER windows_changed AFTER INSERT OR UPDATE OF started_at, finished_at, state ON windows
     FOR EACH ROW EXECUTE FUNCTION notify_status_changed('changed');
-CREATE TRIGGER window_items_changed AFTER INSERT OR UPDATE OF ingestion_seq, first_pos, count, priority ON window_items
+CREATE TRIGGER window_items_changed AFTER INSERT OR UPDATE OF window_seq, ingestion_seq, first_pos, count, priority ON window_items
     FOR EACH ROW EXECUTE FUNCTION notify_status_changed('changed');
 CREATE TRIGGER requeued_changed AFTER INSERT OR UPDATE ON requeued
     FOR EACH ROW EXECUTE FUNCTION notify_status_changed('changed');
 CREATE TRIGGER results_changed AFTER INSERT OR UPDATE OF state ON results
     FOR EACH ROW EXECUTE FUNCTION notify_status_changed('changed');
+-- Every change of the started totals comes with a change above (a claim, a cancel, an expiry, a move);
+-- this one makes sure a future path that changed only the totals would be heard too.
+CREATE TRIGGER queue_totals_started AFTER UPDATE OF started ON queue_totals
+    FOR EACH ROW WHEN (OLD.started IS DISTINCT FROM NEW.started) EXECUTE FUNCTION notify_status_changed('changed');
 CREATE TRIGGER limiter_paused AFTER UPDATE OF paused_until, queue_paused_at ON limiter
     FOR EACH ROW EXECUTE FUNCTION notify_status_changed('changed');
 
