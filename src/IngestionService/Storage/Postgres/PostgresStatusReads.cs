@@ -21,9 +21,10 @@ public sealed class PostgresStatusReads : IAsyncDisposable
     private const int ConcurrentReads = 2;
 
     /// <summary>
-    /// Whatever this reads must be covered by the triggers of <c>Schema/011_status_notify.sql</c>, or
-    /// answers from memory would miss its changes. Rows of ingestion <c>ord</c> (1-based, in the order of the ids) and, at <c>ord</c> 0, what every one
-    /// of them shares: the limiter's pauses (kind 7) and the running totals by priority (kind 6).
+    /// Rows of ingestion <c>ord</c> (1-based, in the order of the ids) and, at <c>ord</c> 0, what every one
+    /// of them shares: the limiter's pauses (kind 7) and the running totals by priority (kind 6). Whatever
+    /// this reads must be covered by the triggers of <c>Schema/011_status_notify.sql</c>, or answers from
+    /// memory would miss its changes.
     /// </summary>
     private const string Sql = """
         SELECT 0, 7::smallint, (l.queue_paused_at IS NOT NULL)::int::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, l.paused_until, NULL::timestamptz, NULL::bytea
@@ -76,7 +77,15 @@ public sealed class PostgresStatusReads : IAsyncDisposable
         await ReadAsync(session, ingestionIds, missing, answers, generations);
 
         // Everything committed before the statement began has been heard: what it touched is read again.
-        var touched = remembered.Where(r => !generations.IsOpen(r.Generation)).Select(r => r.Index).ToList();
+        var touched = new List<int>();
+        foreach (var (index, generation) in remembered)
+        {
+            if (!generations.IsOpen(generation))
+            {
+                touched.Add(index);
+            }
+        }
+
         Interlocked.Add(ref _fromMemory, remembered.Count - touched.Count);
         if (touched.Count > 0)
         {
@@ -100,7 +109,13 @@ public sealed class PostgresStatusReads : IAsyncDisposable
         }
 
         await using var command = new NpgsqlCommand(Sql, session);
-        command.Parameters.AddWithValue(indexes.ConvertAll(i => ingestionIds[i]).ToArray());
+        var ids = new Guid[indexes.Count];
+        for (var k = 0; k < ids.Length; k++)
+        {
+            ids[k] = ingestionIds[indexes[k]];
+        }
+
+        command.Parameters.AddWithValue(ids);
         var builders = new SnapshotRows?[indexes.Count];
         var shared = new SnapshotRows();
         await using (var reader = await command.ExecuteReaderAsync())
@@ -112,11 +127,10 @@ public sealed class PostgresStatusReads : IAsyncDisposable
             }
         }
 
-        for (var k = 0; k < indexes.Count; k++)
+        for (var k = 0; k < ids.Length; k++)
         {
-            var id = ingestionIds[indexes[k]];
-            var snapshot = answers[indexes[k]] = builders[k]?.Build(id, shared);
-            generations.Keep(id, snapshot);
+            var snapshot = answers[indexes[k]] = builders[k]?.Build(ids[k], shared);
+            generations.Keep(ids[k], snapshot);
         }
     }
 

@@ -20,7 +20,7 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
     /// <summary>The statement that only waits for what the session has been told.</summary>
     public const string Fence = "SELECT NULL";
 
-    /// <summary>Seconds an UNLISTEN may take: a session that cannot answer that fast is closed instead.</summary>
+    /// <summary>Seconds an UNLISTEN may take.</summary>
     private const int UnlistenTimeout = 2;
 
     private readonly NpgsqlDataSource _dataSource;
@@ -127,8 +127,7 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
             session.Connection = connection;
         }
 
-        await Session.ExecuteAsync(session.Connection, $"LISTEN {PostgresStatusMemo.Channel}");
-        session.Listening = true;
+        await session.StartListeningAsync();
         _memo.Forget();
         return session.Connection;
     }
@@ -136,44 +135,37 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
     private async Task QuietUnusedSessionsAsync()
     {
         using var timer = new PeriodicTimer(_quietAfter);
-        while (await TickAsync(timer))
+        try
         {
-            // One due session at a time, taken like a read takes one; the others stay free meanwhile.
-            while (_available.Wait(0))
+            while (await timer.WaitForNextTickAsync(_stopping.Token))
             {
-                var session = Take(s => s.Listening && Stopwatch.GetElapsedTime(s.LastUsed) >= _quietAfter);
-                if (session is null)
+                // One due session at a time, taken like a read takes one; the others stay free meanwhile.
+                while (_available.Wait(0))
                 {
-                    _available.Release();
-                    break;
-                }
+                    var session = Take(s => s.Listening && Stopwatch.GetElapsedTime(s.LastUsed) >= _quietAfter);
+                    if (session is null)
+                    {
+                        _available.Release();
+                        break;
+                    }
 
-                try
-                {
-                    session.Listening = false;
-                    await Session.ExecuteAsync(session.Connection!, "UNLISTEN *", UnlistenTimeout, _stopping.Token);
-                }
-                catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException or IOException or TimeoutException or OperationCanceledException)
-                {
-                    await session.CloseAsync(); // opened again by the next read
-                }
-                finally
-                {
-                    Return(session);
+                    try
+                    {
+                        await session.StopListeningAsync(_stopping.Token);
+                    }
+                    catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException or IOException or TimeoutException or OperationCanceledException)
+                    {
+                        await session.CloseAsync(); // opened again by the next read
+                    }
+                    finally
+                    {
+                        Return(session);
+                    }
                 }
             }
         }
-    }
-
-    private async Task<bool> TickAsync(PeriodicTimer timer)
-    {
-        try
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
-            return await timer.WaitForNextTickAsync(_stopping.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
         }
     }
 
@@ -198,14 +190,18 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
 
         public long LastUsed { get; set; } = Stopwatch.GetTimestamp();
 
-        public static async Task ExecuteAsync(NpgsqlConnection connection, string sql, int? timeoutSeconds = null, CancellationToken cancellationToken = default)
+        public async Task StartListeningAsync()
         {
-            await using var command = new NpgsqlCommand(sql, connection);
-            if (timeoutSeconds is { } timeout)
-            {
-                command.CommandTimeout = timeout;
-            }
+            await using var command = new NpgsqlCommand($"LISTEN {PostgresStatusMemo.Channel}", Connection);
+            await command.ExecuteNonQueryAsync();
+            Listening = true;
+        }
 
+        /// <summary>UNLISTEN, given <see cref="UnlistenTimeout"/>: a session that cannot answer that fast is closed instead.</summary>
+        public async Task StopListeningAsync(CancellationToken cancellationToken = default)
+        {
+            Listening = false;
+            await using var command = new NpgsqlCommand("UNLISTEN *", Connection) { CommandTimeout = UnlistenTimeout };
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
 
@@ -217,12 +213,11 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
                 return;
             }
 
-            (Connection, Listening) = (null, false);
             try
             {
                 if (connection.FullState == System.Data.ConnectionState.Open)
                 {
-                    await ExecuteAsync(connection, "UNLISTEN *", UnlistenTimeout);
+                    await StopListeningAsync();
                 }
             }
             catch (Exception exception) when (exception is NpgsqlException or InvalidOperationException or IOException or TimeoutException)
@@ -231,6 +226,7 @@ internal sealed class PostgresStatusSessions : IAsyncDisposable
             }
             finally
             {
+                (Connection, Listening) = (null, false);
                 await connection.DisposeAsync();
             }
         }
