@@ -65,19 +65,21 @@ public abstract class QueueStoreContractTests(IStoreBackend backend) : StoreCont
     [Fact]
     public async Task TheNextWindowStartsNoSoonerThanAWindowAfterTheLastStart()
     {
-        // Long enough that the refusal below comes inside it even on a loaded machine.
         var window = TimeSpan.FromSeconds(1);
         var store = await OpenAsync();
         await EnqueueAsync(store, Priority.Medium, 1, 2, 3, 4);
         var first = await ClaimEventuallyAsync(store, window);
         await CompleteAsync(store, first);
 
+        var asked = DateTimeOffset.UtcNow;
         var refused = await ClaimAsync(store, window);
-        var second = await ClaimEventuallyAsync(store, window);
+        var second = refused.Window ?? await ClaimEventuallyAsync(store, window);
 
-        Assert.Null(refused.Window);
+        // Asked inside the window, the claim is refused; a machine that stalled past the window's end may
+        // rightly be admitted, which the spacing check below still holds to the rule.
+        Assert.True(refused.Window is null || asked - first.StartedAt >= window, $"admitted {asked - first.StartedAt} after the last start, inside its {window} window");
         // Starts are stored rounded up to the millisecond, so the wait can be up to 1 ms longer than a window.
-        Assert.InRange(refused.RetryAfter!.Value, TimeSpan.FromTicks(1), window + TimeSpan.FromMilliseconds(1));
+        Assert.InRange(refused.RetryAfter ?? TimeSpan.FromTicks(1), TimeSpan.FromTicks(1), window + TimeSpan.FromMilliseconds(1));
         Assert.True(second.StartedAt - first.StartedAt >= window, $"started {first.StartedAt:O} then {second.StartedAt:O}");
     }
 
