@@ -66,7 +66,12 @@ public sealed partial class WebhookDelivery(
                     }
                 }
             }
-            catch (Exception exception) when (exception is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                // Stopping, perhaps before the host started at all (a port in use): not a failure to report.
+                break;
+            }
+            catch (Exception exception)
             {
                 LogOutboxFailed(logger, exception, FailureBackoff);
                 wait = FailureBackoff;

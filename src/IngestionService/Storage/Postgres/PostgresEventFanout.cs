@@ -63,18 +63,25 @@ internal sealed partial class PostgresEventFanout : BackgroundService
         }
 
         var dataSource = _services.GetRequiredService<NpgsqlDataSource>();
-        await foreach (var payload in _outgoing.Reader.ReadAllAsync(stoppingToken))
+        try
         {
-            try
+            await foreach (var payload in _outgoing.Reader.ReadAllAsync(stoppingToken))
             {
-                await using var notify = dataSource.CreateCommand($"SELECT pg_notify('{Channel}', $1)");
-                notify.Parameters.AddWithValue(payload);
-                await notify.ExecuteNonQueryAsync(stoppingToken);
+                try
+                {
+                    await using var notify = dataSource.CreateCommand($"SELECT pg_notify('{Channel}', $1)");
+                    notify.Parameters.AddWithValue(payload);
+                    await notify.ExecuteNonQueryAsync(stoppingToken);
+                }
+                catch (Exception exception) when (exception is NpgsqlException or TimeoutException or System.IO.IOException)
+                {
+                    LogSendFailed(_logger, exception);
+                }
             }
-            catch (Exception exception) when (exception is NpgsqlException or TimeoutException or System.IO.IOException)
-            {
-                LogSendFailed(_logger, exception);
-            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping, perhaps before the host started at all (a port in use): not a fault.
         }
     }
 
