@@ -87,7 +87,7 @@ public sealed partial class Dispatcher(
                 // Storage trouble (disk full, file locked by hand): keep the service up and try again.
                 writes?.Refused(exception);
                 LogDispatchFailed(logger, exception, FailureBackoff);
-                await ParkAsync(Task.Delay(FailureBackoff, clock, stoppingToken));
+                await ParkAsync(Task.Delay(FailureBackoff, clock, stoppingToken)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing); // a stop ends the loop
             }
         }
     }

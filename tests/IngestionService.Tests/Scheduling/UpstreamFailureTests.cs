@@ -189,6 +189,19 @@ public sealed class UpstreamFailureTests : IDisposable
     }
 
     [Fact]
+    public async Task AStopDuringTheBackoffAfterAStorageFailureEndsTheLoopWithoutAFault()
+    {
+        // The host reports a loop that ends cancelled as a crash when it stops before it started (a port in use).
+        var harness = await SchedulingHarness.StartAsync(_database, dispatcherStore: (store, _) => new FailingStore(store, completionFailures: 1));
+        await harness.SubmitAsync(Priority.High, 1, 2, 3);
+        await harness.AdvanceToAsync(1.5 * Second); // the answers came at 1 s and could not be stored: backing off
+
+        await harness.DisposeAsync();
+
+        Assert.Equal(TaskStatus.RanToCompletion, harness.Dispatcher.ExecuteTask!.Status);
+    }
+
+    [Fact]
     public async Task AWindowLostBeforeItsCallsStartMakesNoCallAndItsIdsRunInTheNextWindow()
     {
         // The claim's answer came back after the lease may have expired: another instance could be
