@@ -537,9 +537,10 @@ def instances_bench(args):
               f"lateness p50 {pct(late, 50):.1f} ms, p99 {pct(late, 99):.1f} ms, max {max(late):.1f} ms "
               f"(target: within 50 ms of the allowed start, no gap < 200 ms); windows per instance "
               f"{per_instance}, {handovers} started by another instance than the one before")
-        finished = sorted((w for w in windows if w["finished_at"] is not None), key=lambda w: w["seq"])
+        rows = sorted(windows, key=lambda w: w["seq"])
         for label, other in (("by the instance of the window before", False), ("by another instance", True)):
-            pairs = [[p, c] for p, c in zip(finished, finished[1:]) if (owner[str(p["seq"])] != owner[str(c["seq"])]) == other]
+            pairs = [[p, c] for p, c in zip(rows, rows[1:])
+                     if p["finished_at"] is not None and (owner[str(p["seq"])] != owner[str(c["seq"])]) == other]
             split = [lateness(pair, 0.2)[0][0] for pair in pairs]
             if split:
                 print(f"  started {label}: {len(split)}, lateness p50 {pct(split, 50):.1f} ms, max {max(split):.1f} ms")
