@@ -77,10 +77,16 @@ public sealed class OperationsTests
     {
         await using var app = new IngestionApp(new() { ["Ingestion:Window"] = "01:00:00", ["Ingestion:ShutdownTimeout"] = "00:00:00" });
         var ingestion = await app.SubmitAsync("LOW", 1, 2, 3, 4);
+        // Until the first window's three ids are done, two reads may see different progress; then the
+        // fourth waits an hour, so both addresses must give the same answer.
+        var status = await Eventually.ReturnsAsync(
+            () => app.Client.GetStringAsync(new Uri($"/status/{ingestion}", UriKind.Relative), TestContext.Current.CancellationToken),
+            body => JsonDocument.Parse(body).RootElement.GetProperty("completed_ids").GetInt32() == 3,
+            TimeSpan.FromSeconds(10),
+            "the first window to finish");
 
         using var health = await app.Client.GetAsync(new Uri("/health", UriKind.Relative), TestContext.Current.CancellationToken);
         var report = await health.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
-        var status = await app.Client.GetStringAsync(new Uri($"/status/{ingestion}", UriKind.Relative), TestContext.Current.CancellationToken);
         var guessed = await app.Client.GetStringAsync(new Uri($"/ingestions/{ingestion}", UriKind.Relative), TestContext.Current.CancellationToken);
         using var unknown = await app.Client.GetAsync(new Uri($"/ingestions/{Guid.NewGuid()}", UriKind.Relative), TestContext.Current.CancellationToken);
 
