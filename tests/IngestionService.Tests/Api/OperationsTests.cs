@@ -231,7 +231,11 @@ public sealed class OperationsTests
         var done = await Eventually.ReturnsAsync(() => app.StatusAsync(ingestion), s => s.GetProperty("status").GetString() == "completed", TimeSpan.FromSeconds(20), "the ingestion to complete");
 
         var actual = done.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("triggered_at").GetDateTime()).ToList();
-        for (var batch = 1; batch < actual.Count; batch++)
+        // Batches that had started by the first read have no estimate: a loaded machine can take a second to
+        // answer it. The last batch starts three seconds in, so a first read within that still sees it waiting.
+        var estimated = Enumerable.Range(1, actual.Count - 1).Where(batch => estimates[batch].ValueKind == JsonValueKind.String).ToList();
+        Assert.NotEmpty(estimated);
+        foreach (var batch in estimated)
         {
             var estimate = estimates[batch].GetDateTime();
             Assert.True(Math.Abs((actual[batch] - estimate).TotalSeconds) < 1, $"batch {batch}: estimated {estimate:O}, started {actual[batch]:O}");
