@@ -141,14 +141,15 @@ public static class IngestionHistory
 
     /// <summary>
     /// What a client at <paramref name="seen"/> has not been told, oldest first (starts and completions merged
-    /// by time, a start before a completion at the same moment).
+    /// by time). Times are whole milliseconds, so a window can start in the millisecond the one before it
+    /// finished: at the same moment the earlier batch goes first, and a batch's start before its completion.
     /// </summary>
     public static IReadOnlyList<BatchEvent> Since(IngestionStatus status, StreamPosition seen)
     {
         ArgumentNullException.ThrowIfNull(seen);
         return [.. Starts(status).Skip(seen.Started)
             .Concat(Completions(status).Where(e => !seen.Completed.Contains(e.Batch)))
-            .OrderBy(e => e.At).ThenBy(e => e.Type == Started ? 0 : 1).ThenBy(e => e.Batch)];
+            .OrderBy(e => e.At).ThenBy(e => e.Batch).ThenBy(e => e.Type == Started ? 0 : 1)];
     }
 
     /// <summary>Whether <paramref name="position"/> could have come from a stream of this ingestion (statuses never go back).</summary>

@@ -45,6 +45,23 @@ public sealed class IngestionHistoryTests
     }
 
     [Fact]
+    public void AWindowStartedInTheMillisecondTheOneBeforeFinishedIsToldAfterIt()
+    {
+        // Batch 0's window finished at t=2 and the next window, batch 1's, started within that millisecond.
+        Assert.True(StreamPosition.TryParse("1.", out var seen));
+        var status = Status(ProgressStatus.Triggered,
+            Batch(0, ProgressStatus.Completed, 0, 2),
+            Batch(1, ProgressStatus.Completed, 2, 2),
+            Batch(2, ProgressStatus.YetToStart, null, null));
+
+        var missed = IngestionHistory.Since(status, seen);
+
+        Assert.Equal(
+            [(IngestionHistory.Completed, 0), (IngestionHistory.Started, 1), (IngestionHistory.Completed, 1)],
+            missed.Select(e => (e.Type, e.Batch)));
+    }
+
+    [Fact]
     public void ABatchThatCompletesLaterWithAnEarlierTimeIsToldAndNoneTwice()
     {
         // Batch 0 was told completed at t=5; then a cancel completes batch 2, whose last stored result is from t=4.
