@@ -88,16 +88,20 @@ public abstract class OutboxContractTests(IStoreBackend backend) : StoreContract
 
         var first = Assert.Single(await TakeAsync(store));
         var whileLeased = await TakeAsync(store);
+        var recordedAt = DateTimeOffset.UtcNow;
         await RecordAsync(store, first, 503, new DeliveryNext(DeliveryState.Pending, TimeSpan.FromSeconds(2)));
-        var beforeItsTime = await TakeAsync(store);
         var dueIn = await store.Outbox.NextDueInAsync(Token);
-        var second = Assert.Single(await Eventually.ReturnsAsync(() => TakeAsync(store), taken => taken.Count > 0, Deadline, "the retry to be due"));
+        var beforeItsTime = await TakeAsync(store);
+        var askedBy = DateTimeOffset.UtcNow;
+        // A machine that stalls two seconds before that take is rightly given the retry by it.
+        var second = Assert.Single(beforeItsTime.Count > 0 ? beforeItsTime
+            : await Eventually.ReturnsAsync(() => TakeAsync(store), taken => taken.Count > 0, Deadline, "the retry to be due"));
         await RecordAsync(store, second, null, new DeliveryNext(DeliveryState.Pending, TimeSpan.Zero));
         var third = Assert.Single(await Eventually.ReturnsAsync(() => TakeAsync(store), taken => taken.Count > 0, Deadline, "the retry to be due"));
         await RecordAsync(store, third, 204, new DeliveryNext(DeliveryState.Delivered, TimeSpan.Zero));
 
         Assert.Empty(whileLeased);
-        Assert.Empty(beforeItsTime);
+        Assert.True(beforeItsTime.Count == 0 || askedBy - recordedAt >= TimeSpan.FromSeconds(2), $"the retry was taken {askedBy - recordedAt} after its attempt, before its 2 s were up");
         Assert.InRange(dueIn!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(2));
         Assert.Equal((first.Seq, 1, 2), (second.Seq, second.Attempts, third.Attempts));
         Assert.Null(await store.Outbox.NextDueInAsync(Token));
