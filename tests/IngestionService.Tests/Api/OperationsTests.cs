@@ -81,7 +81,11 @@ public sealed class OperationsTests
         // fourth waits an hour, so both addresses must give the same answer.
         var status = await Eventually.ReturnsAsync(
             () => app.Client.GetStringAsync(new Uri($"/status/{ingestion}", UriKind.Relative), TestContext.Current.CancellationToken),
-            body => JsonDocument.Parse(body).RootElement.GetProperty("completed_ids").GetInt32() == 3,
+            body =>
+            {
+                using var document = JsonDocument.Parse(body);
+                return document.RootElement.GetProperty("completed_ids").GetInt32() == 3;
+            },
             TimeSpan.FromSeconds(10),
             "the first window to finish");
 
